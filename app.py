@@ -1,0 +1,104 @@
+"""Deep Vision Lab: use, and look inside, the models of a deep-learning-for-vision course.
+
+    python app.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps]
+                  [--memory-budget-mb N] [--offline | --online] [--weights-dir DIR]
+
+Flags become DVL_* environment variables *before* Gradio or any Hugging Face library is
+imported, because those libraries read their offline switches at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    on_space = bool(os.environ.get("SPACE_ID"))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=os.environ.get("DVL_HOST", "0.0.0.0" if on_space else "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DVL_PORT", os.environ.get("GRADIO_SERVER_PORT", "7860"))))
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--device", default=os.environ.get("DVL_DEVICE", "auto"), help="auto (cuda > mps > cpu), cuda, mps or cpu")
+    parser.add_argument("--memory-budget-mb", type=float, default=float(os.environ.get("DVL_MEMORY_BUDGET_MB", "4096")))
+    network = parser.add_mutually_exclusive_group()
+    network.add_argument("--offline", dest="offline", action="store_const", const="1", help="never download weights")
+    network.add_argument("--online", dest="offline", action="store_const", const="0", help="skip the network probe")
+    parser.add_argument("--weights-dir", default=os.environ.get("DVL_WEIGHTS_DIR"), help="folder searched first for weight files")
+    parser.add_argument("--max-image-side", type=int, default=int(os.environ.get("DVL_MAX_IMAGE_SIDE", "1024")))
+    return parser.parse_args(argv)
+
+
+def configure_environment(args: argparse.Namespace) -> None:
+    """Publish the settings for models/ and demos/, and keep Gradio from phoning home."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["DVL_DEVICE"] = args.device
+    os.environ["DVL_MEMORY_BUDGET_MB"] = str(args.memory_budget_mb)
+    os.environ["DVL_MAX_IMAGE_SIDE"] = str(args.max_image_side)
+    if args.weights_dir:
+        os.environ["DVL_WEIGHTS_DIR"] = args.weights_dir
+    if args.offline is not None:
+        os.environ["DVL_OFFLINE"] = args.offline
+    if args.offline == "1":
+        os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+CSS = """
+.dvl-legend { display: flex; flex-direction: column; gap: 4px; font-size: 0.9rem; }
+.dvl-legend-row { display: grid; grid-template-columns: 1.1rem 9rem 1fr 3.5rem; gap: 8px; align-items: center; }
+.dvl-swatch { width: 1rem; height: 1rem; border-radius: 3px; border: 1px solid rgba(127,127,127,.6); }
+.dvl-bar { height: .6rem; background: rgba(127,127,127,.15); border-radius: 3px; overflow: hidden; }
+.dvl-bar > span { display: block; height: 100%; }
+.dvl-legend-share { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+
+def status_line() -> str:
+    """What this server runs on, so a student knows why something is fast or slow."""
+    import models
+    from models import settings
+
+    device = models.cache().device
+    where = "GPU (" + __import__("torch").cuda.get_device_name(0) + ")" if device.type == "cuda" else device.type.upper()
+    network = "offline: local models and cached weights only" if settings.offline() else "online: pretrained weights download on first use"
+    return f"Running on **{where}** · {network} · models load on first use"
+
+
+def build_app():
+    import gradio as gr
+
+    import demos
+
+    with gr.Blocks(title="Deep Vision Lab") as app:
+        gr.Markdown("# Deep Vision Lab\nUse, and look inside, the models of the course. " + status_line())
+        for demo in demos.ALL:
+            with gr.Tab(demo.TITLE, id=demo.TASK):
+                demo.build()
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_environment(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import gradio as gr
+
+    app = build_app()
+    app.queue(default_concurrency_limit=2, max_size=64)
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        ssr_mode=False,
+        footer_links=["api", "settings"],
+        theme=gr.themes.Soft(),
+        css=CSS,
+        show_error=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""The tabs of Deep Vision Lab, in order. Each module has TITLE, TASK and ``build()``."""
+
+from . import segmentation
+
+ALL = [segmentation]

@@ -1,0 +1,125 @@
+"""Semantic segmentation tab: label every pixel, and look at how a U-Net gets there.
+
+Pure functions first (``segment``, ``render``, ``feature_maps``), then ``build()``, which only
+wires them to widgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import torch
+from PIL import Image
+
+import models
+from models.segmentation import SegmentationOutput
+
+from . import common
+from .upsampling import build_upsampling_panel
+
+TITLE = "Semantic segmentation"
+TASK = "segmentation"
+
+
+@dataclass
+class SegmentResult:
+    overlay: Image.Image
+    mask: Image.Image  # palette PNG whose pixel values are class indices
+    shares: dict[str, float]  # class -> fraction of pixels, largest first
+    legend: str  # HTML
+    output: SegmentationOutput
+
+
+def predict(image: Image.Image, model_name: str, progress: gr.Progress | None = None) -> SegmentationOutput:
+    """Per-pixel classes for ``image``; cached per (model, image), so re-rendering is free."""
+    model = common.load_model(model_name, progress)
+    return models.cache().derived(("segment", model_name, common.image_key(image)), lambda: model(image))
+
+
+def render(image: Image.Image, output: SegmentationOutput, opacity: float) -> SegmentResult:
+    """Overlay, palette mask, pixel shares and legend for one prediction."""
+    colours = common.palette(len(output.categories))
+    shares = common.class_shares(output.labels, output.categories)
+    return SegmentResult(
+        overlay=common.overlay_labels(image, output.labels, opacity, colours),
+        mask=common.indexed_mask(output.labels, colours),
+        shares=shares,
+        legend=common.legend_html(shares, output.categories, colours),
+        output=output,
+    )
+
+
+def segment(image: Image.Image, model_name: str, opacity: float = 0.6, progress: gr.Progress | None = None) -> SegmentResult:
+    return render(image, predict(image, model_name, progress), opacity)
+
+
+def feature_maps(image: Image.Image, model_name: str) -> list[tuple[Image.Image, str]]:
+    """The U-Net's encoder and decoder activations for ``image``, one channel grid per level."""
+    model = common.load_model(model_name)
+    network = model.network
+    if not hasattr(network, "forward_with_features"):
+        raise ValueError("Feature maps are shown for the local U-Net; pick “U-Net (ShapesWorld)”.")
+    with torch.inference_mode():
+        _, features = network.forward_with_features(model.preprocess(image))
+    return [(common.channel_grid(f[0].float().cpu().numpy()), name) for name, f in features.items()]
+
+
+# ---------------------------------------------------------------- UI
+
+
+@common.user_errors
+def _segment_ui(image_path: str, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
+    image = common.read_image(image_path)
+    result = segment(image, model_name, opacity, progress)
+    return result.overlay, result.legend, common.save_output(result.mask, "mask"), result.shares
+
+
+def _segment_if_image(image_path: str | None, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
+    """Segment as soon as an image arrives (upload or example); clearing the image clears nothing."""
+    if not image_path:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return _segment_ui(image_path, model_name, opacity, progress)
+
+
+@common.user_errors
+def _features_ui(image_path: str, model_name: str):
+    return feature_maps(common.read_image(image_path), model_name)
+
+
+def build() -> None:
+    gr.Markdown(
+        "Every pixel gets a class. Pretrained models know the 20 PASCAL VOC classes; the local U-Net "
+        "knows ShapesWorld's shapes and stick figures. Move the opacity slider to compare with the image."
+    )
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"])
+            model = common.model_picker(TASK)
+            opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
+            run = gr.Button("Segment", variant="primary")
+        with gr.Column():
+            overlay = gr.Image(label="Classes over the image", type="pil", format="png", interactive=False)
+            legend = gr.HTML(label="Legend")
+            mask = gr.File(label="Mask (PNG; pixel value = class index)")
+            with gr.Accordion("Numbers", open=False):
+                shares = gr.JSON(label="Share of pixels per class")
+            card = gr.Markdown(common.model_card_markdown(model.value))
+    gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+
+    outputs = [overlay, legend, mask, shares]
+    run.click(_segment_ui, [image, model, opacity], outputs, api_name="segment")
+    image.change(_segment_if_image, [image, model, opacity], outputs, api_visibility="private")
+    opacity.release(_segment_if_image, [image, model, opacity], outputs, api_visibility="private")
+    model.change(common.model_card_markdown, model, card, api_visibility="private")
+
+    with gr.Accordion("Inside the U-Net: encoder and decoder feature maps", open=False):
+        gr.Markdown(
+            "The encoder halves the resolution and doubles the channels at each level; the decoder "
+            "upsamples with transposed convolutions and concatenates the encoder map of the same size "
+            "(skip connection). Each tile is one channel, on its own colour scale."
+        )
+        show = gr.Button("Show feature maps of the current image")
+        gallery = gr.Gallery(label="Feature maps", columns=4, height="auto", object_fit="contain")
+        show.click(_features_ui, [image, model], gallery, api_name="segment_features")
+    build_upsampling_panel()

@@ -1,0 +1,42 @@
+"""The registry: every model the app knows, by name, and the process-wide model cache."""
+
+from __future__ import annotations
+
+import functools
+
+from . import segmentation
+from .cache import ModelCache
+from .spec import ModelSpec
+
+
+@functools.cache
+def all_specs() -> dict[str, ModelSpec]:
+    """Every model, in each task's preference order. Later tasks add their ``specs()`` here."""
+    return {spec.name: spec for spec in [*segmentation.specs()]}
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return all_specs()[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(all_specs())}") from None
+
+
+def for_task(task: str) -> list[ModelSpec]:
+    return [s for s in all_specs().values() if s.task == task]
+
+
+def default_for(task: str) -> ModelSpec:
+    """The best model of ``task`` that can run here (downloadable counts), else the first."""
+    candidates = for_task(task)
+    return next((s for s in candidates if s.availability().usable), candidates[0])
+
+
+@functools.cache
+def cache() -> ModelCache:
+    return ModelCache(spec)
+
+
+def get(name: str, on_load=None):
+    """The ready model ``name`` from the shared cache (loaded on first use)."""
+    return cache().get(name, on_load)

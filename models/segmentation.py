@@ -1,0 +1,127 @@
+"""Semantic segmentation models: one wrapper for both tiers, and their registry entries.
+
+``Segmenter`` carries the network, its preprocessing and its categories. The pretrained models
+take theirs from torchvision's weights metadata (``weights.transforms()``, ``meta["categories"]``);
+the local U-Net takes them from its JSON card. Both then run the same ``predict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.models import segmentation as tv_seg
+from torchvision.transforms._presets import SemanticSegmentation
+
+from .nets.unet import UNet, UNetConfig
+from .sources import LocalWeights, TorchvisionWeights
+from .spec import ModelSpec
+
+TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); trained on COCO train2017, VOC's 20 classes"
+
+
+@dataclass
+class SegmentationOutput:
+    labels: np.ndarray  # HxW uint8/int class index per pixel, at the input image's size
+    confidence: np.ndarray  # HxW float32, the winning class's softmax probability
+    categories: list[str]
+
+
+class Segmenter(nn.Module):
+    """A segmentation network plus its preprocessing: PIL image in, per-pixel classes out."""
+
+    def __init__(self, network: nn.Module, categories: list[str], transform: nn.Module, size_multiple: int = 1) -> None:
+        super().__init__()
+        self.network = network
+        self.categories = list(categories)
+        self.transform = transform
+        self.size_multiple = size_multiple
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Normalised (1,3,H,W) tensor, padded so that H and W divide ``size_multiple``."""
+        x = self.transform(image).unsqueeze(0)
+        pad_h = -x.shape[-2] % self.size_multiple
+        pad_w = -x.shape[-1] % self.size_multiple
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        param = next(self.network.parameters())
+        return x.to(param.device, param.dtype)
+
+    @torch.inference_mode()
+    def forward(self, image: Image.Image) -> SegmentationOutput:
+        x = self.preprocess(image)
+        logits = self.network(x)
+        if isinstance(logits, dict):  # torchvision's models return {"out": ..., "aux": ...}
+            logits = logits["out"]
+        resized_h, resized_w = self.transform(image).shape[-2:]
+        logits = logits[..., :resized_h, :resized_w].float()
+        logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
+        confidence, labels = logits.softmax(1)[0].max(0)
+        return SegmentationOutput(labels.byte().cpu().numpy(), confidence.cpu().numpy(), self.categories)
+
+
+def _load_unet(spec: ModelSpec) -> Segmenter:
+    source: LocalWeights = spec.source  # type: ignore[assignment]
+    card = source.card()
+    network = UNet(UNetConfig.from_dict(card["config"]))
+    network.load_state_dict(source.state_dict())
+    pre = card["preprocessing"]
+    transform = SemanticSegmentation(resize_size=None, mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+    return Segmenter(network, card["classes"], transform, size_multiple=network.downsampling)
+
+
+def _load_torchvision(spec: ModelSpec) -> Segmenter:
+    source: TorchvisionWeights = spec.source  # type: ignore[assignment]
+    return Segmenter(source.build(), source.weights.meta["categories"], source.weights.transforms())
+
+
+def _local_spec() -> ModelSpec:
+    source = LocalWeights("unet-shapes")
+    card = source.card()
+    return ModelSpec(
+        name="unet-shapes",
+        task="segmentation",
+        tier="local",
+        title="U-Net (ShapesWorld)",
+        source=source,
+        license="MIT (this project)",
+        params=card.get("parameters", 0),
+        load=_load_unet,
+        metrics={"ShapesWorld test mIoU": card.get("metrics", {}).get("mean_iou")},
+        about="models/nets/unet.py — trained by `python -m models train unet-shapes`",
+    )
+
+
+def _torchvision_spec(name: str, title: str, weights, builder) -> ModelSpec:
+    metrics = weights.meta["_metrics"]["COCO-val2017-VOC-labels"]
+    return ModelSpec(
+        name=name,
+        task="segmentation",
+        tier="pretrained",
+        title=title,
+        source=TorchvisionWeights(weights, builder),
+        license=TORCHVISION_LICENSE,
+        params=weights.meta["num_params"],
+        load=_load_torchvision,
+        metrics={"COCO-val2017 (VOC labels) mIoU": metrics["miou"], "pixel acc": metrics["pixel_acc"]},
+        about=f"torchvision.models.segmentation.{builder.__name__}",
+    )
+
+
+def specs() -> list[ModelSpec]:
+    """Segmentation models, best first: the picker defaults to the first one that can run here."""
+    W = tv_seg
+    return [
+        _torchvision_spec("deeplabv3-resnet50", "DeepLabV3 ResNet-50", W.DeepLabV3_ResNet50_Weights.DEFAULT, W.deeplabv3_resnet50),
+        _torchvision_spec("deeplabv3-resnet101", "DeepLabV3 ResNet-101", W.DeepLabV3_ResNet101_Weights.DEFAULT, W.deeplabv3_resnet101),
+        _torchvision_spec(
+            "deeplabv3-mobilenet", "DeepLabV3 MobileNetV3-Large", W.DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT, W.deeplabv3_mobilenet_v3_large
+        ),
+        _torchvision_spec("fcn-resnet50", "FCN ResNet-50", W.FCN_ResNet50_Weights.DEFAULT, W.fcn_resnet50),
+        _torchvision_spec("lraspp-mobilenet", "LR-ASPP MobileNetV3-Large", W.LRASPP_MobileNet_V3_Large_Weights.DEFAULT, W.lraspp_mobilenet_v3_large),
+        _local_spec(),
+    ]

@@ -1,0 +1,70 @@
+"""Run-time settings of the model layer, from environment variables (app.py flags set them).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| DVL_DEVICE | cuda, mps, cpu or auto (cuda > mps > cpu) | auto |
+| DVL_MEMORY_BUDGET_MB | models kept loaded at once, by parameter+buffer bytes | 4096 |
+| DVL_OFFLINE | 1: never download; 0: never probe; unset: probe the network once, quickly | unset |
+| DVL_WEIGHTS_DIR | a folder searched first for pretrained weight files, by their canonical file name | unset |
+
+Hugging Face's HF_HUB_OFFLINE=1 also counts as offline.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+PROBE_HOSTS = (("download.pytorch.org", 443), ("huggingface.co", 443))
+
+
+def device() -> torch.device:
+    wanted = os.environ.get("DVL_DEVICE", "auto").lower()
+    if wanted != "auto":
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def memory_budget_bytes() -> int:
+    return int(float(os.environ.get("DVL_MEMORY_BUDGET_MB", "4096")) * 2**20)
+
+
+def weights_dir() -> Path | None:
+    value = os.environ.get("DVL_WEIGHTS_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def offline() -> bool:
+    """Whether downloads are off: by setting, or because the weight hosts cannot be reached.
+
+    The probe is a plain TCP connect with a short timeout, done once per process, so a dead
+    network costs at most a second or two instead of a minute of retries inside a download.
+    """
+    for var in ("DVL_OFFLINE", "HF_HUB_OFFLINE"):
+        value = os.environ.get(var, "").strip().lower()
+        if value in _TRUE:
+            return True
+        if var == "DVL_OFFLINE" and value in _FALSE:
+            return False
+    return not _network_reachable()
+
+
+@functools.cache
+def _network_reachable(timeout: float = 1.0) -> bool:
+    for host, port in PROBE_HOSTS:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False

@@ -1,0 +1,131 @@
+"""Where a model's weights come from, and whether they are here.
+
+Resolution order for pretrained weights: an explicit file in DVL_WEIGHTS_DIR -> the library's
+own cache (TORCH_HOME for torchvision) -> a download, unless offline -> a clear error that
+says how to get them. Local weights ship in weights/ as safetensors with a JSON card.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from . import settings
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+class Availability(str, Enum):
+    LOCAL = "local ✓"
+    CACHED = "cached ✓"
+    DOWNLOADABLE = "downloadable"
+    UNAVAILABLE = "unavailable offline"
+    MISSING = "missing (train it)"
+
+    @property
+    def usable(self) -> bool:
+        return self in (Availability.LOCAL, Availability.CACHED, Availability.DOWNLOADABLE)
+
+
+class WeightsUnavailable(RuntimeError):
+    """The weights are not on this machine and cannot be downloaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LocalWeights:
+    """Weights this project trained and ships: ``weights/<name>.safetensors`` + ``<name>.json``."""
+
+    name: str
+    directory: Path = WEIGHTS_DIR
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"{self.name}.safetensors"
+
+    def availability(self) -> Availability:
+        return Availability.LOCAL if self.path.exists() else Availability.MISSING
+
+    def card(self) -> dict:
+        card_path = self.path.with_suffix(".json")
+        return json.loads(card_path.read_text()) if card_path.exists() else {}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        if not self.path.exists():
+            raise WeightsUnavailable(
+                f"{self.path.name} is missing. Train it with `python -m models train {self.name}`."
+            )
+        return load_file(str(self.path))
+
+    def fetch(self) -> str:
+        self.state_dict()
+        return f"{self.name}: shipped in {self.path}"
+
+
+@dataclass(frozen=True)
+class TorchvisionWeights:
+    """A torchvision weights enum member, loaded by torchvision's own builder and cache."""
+
+    weights: WeightsEnum
+    builder: Callable[..., nn.Module]
+
+    @property
+    def filename(self) -> str:
+        return Path(urlparse(self.weights.url).path).name
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(torch.hub.get_dir()) / "checkpoints" / self.filename
+
+    def explicit_path(self) -> Path | None:
+        folder = settings.weights_dir()
+        return folder / self.filename if folder and (folder / self.filename).exists() else None
+
+    def availability(self) -> Availability:
+        if self.explicit_path() or self.cache_path.exists():
+            return Availability.CACHED
+        return Availability.UNAVAILABLE if settings.offline() else Availability.DOWNLOADABLE
+
+    def fetch(self) -> str:
+        if not self.cache_path.exists():
+            if settings.offline():
+                raise WeightsUnavailable(self._how_to_get())
+            self.weights.get_state_dict(progress=True, check_hash=True)
+        return f"{self.filename}: in {self.cache_path.parent}"
+
+    def build(self) -> nn.Module:
+        """The network with these weights, through torchvision's builder wherever possible."""
+        explicit = self.explicit_path()
+        if explicit:
+            return self._build_from_file(explicit)
+        if not self.cache_path.exists() and settings.offline():
+            raise WeightsUnavailable(self._how_to_get())
+        return self.builder(weights=self.weights)  # reads TORCH_HOME's cache, downloads if absent
+
+    def _build_from_file(self, path: Path) -> nn.Module:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        kwargs: dict = {"weights": None, "num_classes": len(self.weights.meta["categories"])}
+        parameters = inspect.signature(self.builder).parameters
+        if "weights_backbone" in parameters:
+            kwargs["weights_backbone"] = None
+        if "aux_loss" in parameters:
+            kwargs["aux_loss"] = any(k.startswith("aux_classifier.") for k in state)
+        model = self.builder(**kwargs)
+        model.load_state_dict(state)
+        return model
+
+    def _how_to_get(self) -> str:
+        return (
+            f"The weights {self.filename} are not on this machine and the app is offline. "
+            f"On a connected machine run `python -m models prefetch`, or copy {self.filename} "
+            f"into {self.cache_path.parent} (or into DVL_WEIGHTS_DIR). Until then, pick a local model."
+        )

@@ -1,0 +1,41 @@
+"""ModelSpec: everything the app needs to know about one model, found by name in the registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+from torch import nn
+
+from .sources import Availability, LocalWeights, TorchvisionWeights
+
+Tier = Literal["pretrained", "local"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model: what it is, where its weights come from, and how to build the ready-to-run object.
+
+    ``load`` returns an ``nn.Module`` wrapper that carries its own preprocessing and labels (e.g. a
+    Segmenter), so callers never guess a mean, a size or a category list.
+    """
+
+    name: str
+    task: str
+    tier: Tier
+    title: str
+    source: LocalWeights | TorchvisionWeights
+    license: str
+    params: int
+    load: Callable[["ModelSpec"], nn.Module]
+    metrics: dict = field(default_factory=dict)
+    about: str = ""
+    half_precision_ok: bool = True
+
+    def availability(self) -> Availability:
+        return self.source.availability()
+
+    @property
+    def label(self) -> str:
+        """How the model picker shows it: title, tier and whether it can run here."""
+        return f"{self.title} · {self.tier} · {self.availability().value}"

@@ -1,0 +1,62 @@
+"""Pieces every trainer shares: seeding, timing, saving weights with their JSON card."""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainLog:
+    """Prints progress to stdout (and so to a log file) with elapsed time, at most every ``every`` s."""
+
+    every: float = 15.0
+    start: float = field(default_factory=time.perf_counter)
+    _last: float = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def step(self, step: int, total: int, **values: float) -> None:
+        if self.elapsed - self._last < self.every and step != total:
+            return
+        self._last = self.elapsed
+        shown = " ".join(f"{k}={v:.4f}" for k, v in values.items())
+        print(f"[{self.elapsed:7.1f}s] step {step}/{total} {shown}", flush=True)
+
+
+def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Path = WEIGHTS_DIR) -> Path:
+    """Write ``<name>.safetensors`` and its card ``<name>.json`` (command, seed, time, params, metrics)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    path = directory / f"{name}.safetensors"
+    save_file(state, str(path))
+    full_card = {
+        "name": name,
+        "command": "python -m models " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "file_bytes": path.stat().st_size,
+        "trained_on": f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        **card,
+    }
+    (directory / f"{name}.json").write_text(json.dumps(full_card, indent=2) + "\n")
+    return path

@@ -1,0 +1,16 @@
+"""ShapesWorld: the procedural dataset every local model of Deep Vision Lab is trained on.
+
+``generate(seed)`` renders one scene with every annotation (semantic and instance masks, boxes,
+labels, stick-figure keypoints with visibility, a caption, question-answer pairs);
+``single_object(seed)`` gives a text prompt and its image for text-to-image models.
+Splits are seed ranges (``SPLITS``), so "unseen scenes" is just a seed outside ``train``.
+"""
+
+from .language import QA, QUESTION_TYPES
+from .scene import Scene, SceneObject, generate, single_object
+from .vocab import CLASSES, COLOURS, KEYPOINTS, PERSON, SHAPES, SIZES, SKELETON, SPLITS
+
+__all__ = [
+    "CLASSES", "COLOURS", "KEYPOINTS", "PERSON", "QA", "QUESTION_TYPES", "SHAPES", "SIZES", "SKELETON",
+    "SPLITS", "Scene", "SceneObject", "generate", "single_object",
+]
