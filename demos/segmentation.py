@@ -94,7 +94,7 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column():
-            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"])
+            image = common.UploadedImage(label="Image", sources=["upload", "clipboard"])
             model = common.model_picker(TASK)
             opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             run = gr.Button("Segment", variant="primary")

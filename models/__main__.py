@@ -1,25 +1,93 @@
-"""python -m models list | prefetch | train | evaluate"""
+"""Command line of the model layer.
+
+    python -m models list                                  # every model, tier, and whether it can run here
+    python -m models prefetch [NAMES...] [--all]           # fill the library caches (Space build, air-gapped lab)
+    python -m models train unet-shapes [--steps N] [--seed S]
+    python -m models evaluate unet-shapes --seed 2000000 --count 500 [--json]
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from . import registry
+from .sources import WeightsUnavailable
+from .training import segmentation as segmentation_training
+
+# Local model name -> its trainer module (each has ``train(**kwargs)`` and ``evaluate(model, seed, count)``).
+TRAINERS = {"unet-shapes": segmentation_training}
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    rows = [("name", "task", "tier", "params", "weights", "title")]
+    for spec in registry.all_specs().values():
+        rows.append((spec.name, spec.task, spec.tier, f"{spec.params / 1e6:.1f}M", spec.availability().value, spec.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    return 0
+
+
+def cmd_prefetch(args: argparse.Namespace) -> int:
+    names = list(registry.all_specs()) if args.all or not args.names else args.names
+    failed = 0
+    for name in names:
+        try:
+            print(registry.spec(name).source.fetch(), flush=True)
+        except (WeightsUnavailable, KeyError, OSError) as error:
+            failed += 1
+            print(f"{name}: {error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    trainer = _trainer(args.name)
+    kwargs = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {})
+    card = trainer.train(**kwargs)
+    print(json.dumps(card["metrics"], indent=2))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    trainer = _trainer(args.name)
+    metrics = trainer.evaluate(registry.get(args.name), seed=args.seed, count=args.count)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for key, value in metrics.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _trainer(name: str):
+    if name not in TRAINERS:
+        raise SystemExit(f"{name!r} is not a local model; trainable: {', '.join(TRAINERS)}")
+    return TRAINERS[name]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models")
+    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train a local model on ShapesWorld and write weights/<name>.*")
+    sub.add_parser("list", help="list models and whether their weights are here").set_defaults(run=cmd_list)
+    p = sub.add_parser("prefetch", help="download pretrained weights into the library caches")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(run=cmd_prefetch)
+    p = sub.add_parser("train", help="train a local model on ShapesWorld into weights/")
     p.add_argument("name")
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_train)
+    p = sub.add_parser("evaluate", help="score a local model on ShapesWorld scenes it never saw")
+    p.add_argument("name")
+    p.add_argument("--seed", type=int, default=segmentation_training.TEST_SEED)
+    p.add_argument("--count", type=int, default=500)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_evaluate)
     args = parser.parse_args(argv)
-    if args.command == "train":
-        from models.training import segmentation
-
-        kwargs = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {})
-        segmentation.train(**kwargs)
-    return 0
+    return args.run(args)
 
 
 if __name__ == "__main__":

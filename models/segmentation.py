@@ -64,14 +64,18 @@ class Segmenter(nn.Module):
         return SegmentationOutput(labels.byte().cpu().numpy(), confidence.cpu().numpy(), self.categories)
 
 
+def unet_segmenter(network: UNet, classes: list[str], mean: tuple[float, ...], std: tuple[float, ...]) -> Segmenter:
+    """A U-Net at its native resolution (no resize), padded to a multiple of its downsampling."""
+    transform = SemanticSegmentation(resize_size=None, mean=tuple(mean), std=tuple(std))
+    return Segmenter(network, classes, transform, size_multiple=network.downsampling)
+
+
 def _load_unet(spec: ModelSpec) -> Segmenter:
     source: LocalWeights = spec.source  # type: ignore[assignment]
     card = source.card()
     network = UNet(UNetConfig.from_dict(card["config"]))
     network.load_state_dict(source.state_dict())
-    pre = card["preprocessing"]
-    transform = SemanticSegmentation(resize_size=None, mean=tuple(pre["mean"]), std=tuple(pre["std"]))
-    return Segmenter(network, card["classes"], transform, size_multiple=network.downsampling)
+    return unet_segmenter(network, card["classes"], card["preprocessing"]["mean"], card["preprocessing"]["std"])
 
 
 def _load_torchvision(spec: ModelSpec) -> Segmenter:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
+import ssl
 from pathlib import Path
 
 import torch
@@ -47,8 +48,9 @@ def weights_dir() -> Path | None:
 def offline() -> bool:
     """Whether downloads are off: by setting, or because the weight hosts cannot be reached.
 
-    The probe is a plain TCP connect with a short timeout, done once per process, so a dead
-    network costs at most a second or two instead of a minute of retries inside a download.
+    The probe is a TLS handshake with a short timeout, done once per process, so a dead network
+    costs at most a second or two instead of a minute of retries inside a download. (A bare TCP
+    connect is not enough: sandboxes and captive networks often accept every connection.)
     """
     for var in ("DVL_OFFLINE", "HF_HUB_OFFLINE"):
         value = os.environ.get(var, "").strip().lower()
@@ -63,8 +65,9 @@ def offline() -> bool:
 def _network_reachable(timeout: float = 1.0) -> bool:
     for host, port in PROBE_HOSTS:
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return True
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                with ssl.create_default_context().wrap_socket(sock, server_hostname=host):
+                    return True
         except OSError:
             continue
     return False

@@ -306,6 +306,17 @@ def _large_png(directory: Path, base: Image.Image) -> Path:
     return _save(image, directory / "large.png", compress_level=1)
 
 
+@_item("large_exif6_jpeg")
+def _large_exif6_jpeg(directory: Path, base: Image.Image) -> Path:
+    """A 12 MP landscape phone photo stored sideways: exercises JPEG draft decoding,
+    rotation and downscaling together (must come out portrait, 768 x 1024)."""
+    ramp = Image.linear_gradient("L").resize(LARGE_SIZE, Image.Resampling.BILINEAR)
+    image = Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT), ramp))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return _save(image, directory / "large_exif6.jpg", exif=exif, quality=75)
+
+
 # ------------------------------------------------------------------ must refuse
 
 

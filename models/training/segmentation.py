@@ -17,9 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import shapesworld
 from models.nets.unet import UNet, UNetConfig
+from models.segmentation import SegmentationOutput, unet_segmenter
 
 from .common import TrainLog, save_checkpoint, seed_everything
 from .metrics import ConfusionMatrix
@@ -47,12 +49,12 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return 1 - ((2 * inter + 1) / (total + 1)).mean()
 
 
-def evaluate(predict: Callable[[np.ndarray], np.ndarray], seed: int = TEST_SEED, count: int = 500, size: int = 128) -> dict:
-    """Dataset-level IoU of ``predict`` (uint8 HxWx3 image -> HxW class indices) on unseen scenes."""
+def evaluate(segmenter: Callable[[Image.Image], SegmentationOutput], seed: int = TEST_SEED, count: int = 500, size: int = 128) -> dict:
+    """Dataset-level IoU of a segmenter (the app's own wrapper) on ShapesWorld scenes ``seed..seed+count-1``."""
     confusion = ConfusionMatrix(len(shapesworld.CLASSES))
     for s in range(seed, seed + count):
         scene = shapesworld.generate(s, size)
-        confusion.update(scene.semantic, predict(scene.image))
+        confusion.update(scene.semantic, segmenter(Image.fromarray(scene.image)).labels)
     iou = confusion.iou()
     return {
         "mean_iou": round(confusion.mean_iou(), 4),
@@ -63,7 +65,7 @@ def evaluate(predict: Callable[[np.ndarray], np.ndarray], seed: int = TEST_SEED,
     }
 
 
-def train(steps: int = 2400, batch: int = 16, lr: float = 4e-3, size: int = 128, seed: int = 0, name: str = "unet-shapes") -> dict:
+def train(steps: int = 2800, batch: int = 16, lr: float = 4e-3, size: int = 128, seed: int = 0, name: str = "unet-shapes") -> dict:
     seed_everything(seed)
     config = UNetConfig(num_classes=len(shapesworld.CLASSES))
     model = UNet(config)
@@ -83,14 +85,7 @@ def train(steps: int = 2400, batch: int = 16, lr: float = 4e-3, size: int = 128,
         sched.step()
         log.step(step, steps, loss=loss.item(), ce=ce.item())
     train_seconds = log.elapsed
-    model.eval()
-
-    @torch.no_grad()
-    def predict(image: np.ndarray) -> np.ndarray:
-        x, _ = scene_batch_from_image(image)
-        return model(x)[0].argmax(0).numpy()
-
-    metrics = evaluate(predict, count=500, size=size)
+    metrics = evaluate(unet_segmenter(model.eval(), list(shapesworld.CLASSES), IMAGENET_MEAN, IMAGENET_STD), size=size)
     print(f"test mean IoU {metrics['mean_iou']:.4f} {metrics['iou_per_class']}", flush=True)
     card = {
         "architecture": "models.nets.unet.UNet",
@@ -105,10 +100,3 @@ def train(steps: int = 2400, batch: int = 16, lr: float = 4e-3, size: int = 128,
     }
     save_checkpoint(model, name, card)
     return card
-
-
-def scene_batch_from_image(image: np.ndarray) -> tuple[torch.Tensor, None]:
-    x = torch.from_numpy(image).permute(2, 0, 1).float().unsqueeze(0) / 255
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std, None

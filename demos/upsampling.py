@@ -1,0 +1,610 @@
+"""In-network upsampling, as in the lecture on detection and segmentation.
+
+A segmentation network downsamples (pooling, strided convolution) and then has to
+*upsample* back to the image resolution. This module holds the operators the lecture
+compares -- nearest-neighbour and "bed of nails" unpooling, max-unpooling that
+remembers where the encoder's max-pooling found its maxima, and transposed convolution
+(a learnable upsampling) -- as small pure functions (numpy in, numpy out) plus the
+teaching panel that shows them on matrices a student types.
+
+The functions are deliberately tiny and use the real torch operators where there is one
+(``max_pool2d(return_indices=True)``, ``max_unpool2d``, ``conv_transpose2d``), so what
+the panel shows is what a network does.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "MAX_SIDE",
+    "OPERATORS",
+    "PRESETS",
+    "KernelCopy",
+    "parse_matrix",
+    "nearest_neighbor_unpool",
+    "bed_of_nails_unpool",
+    "max_pool_with_indices",
+    "max_unpool",
+    "transposed_conv",
+    "transposed_conv_output_shape",
+    "transposed_conv_steps",
+    "matrix_to_html",
+    "explain",
+    "build_upsampling_panel",
+]
+
+#: Largest matrix side a user may type (rows and columns).
+MAX_SIDE = 8
+
+#: Operator key -> label shown in the UI.
+OPERATORS: dict[str, str] = {
+    "nearest": "Nearest neighbour",
+    "bed_of_nails": "Bed of nails",
+    "max_unpool": "Max unpooling",
+    "transposed": "Transposed convolution",
+}
+
+#: The slide cases for transposed convolution: each loads an input, a kernel, stride,
+#: padding and output_padding.
+PRESETS: dict[str, dict] = {
+    "2x2 → 4x4: kernel 2x2, stride 2": dict(
+        input="1 2\n3 4", kernel="1 1\n1 1", stride=2, padding=0, output_padding=0
+    ),
+    "2x2 → 3x3: kernel 2x2, stride 1": dict(
+        input="1 2\n3 4", kernel="1 1\n1 1", stride=1, padding=0, output_padding=0
+    ),
+    "2x2 → 4x4: kernel 3x3, stride 2, padding 1, output_padding 1": dict(
+        input="1 2\n3 4",
+        kernel="0.25 0.5 0.25\n0.5 1 0.5\n0.25 0.5 0.25",
+        stride=2,
+        padding=1,
+        output_padding=1,
+    ),
+    "1-D slide: [a b] with filter [x y z], stride 2": dict(
+        input="1 2", kernel="1 10 100", stride=2, padding=0, output_padding=0
+    ),
+}
+
+_MAX_STRIDE = 4
+_MAX_PADDING = 4
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_matrix(text: str, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Parse a small matrix typed by a user, e.g. ``"1 2; 3 4"`` or ``"1, 2\\n3, 4"``.
+
+    Rows are separated by newlines or ``;``, entries by spaces or commas. Blank rows are
+    ignored. Returns a float64 array of shape (rows, cols).
+
+    Raises ``ValueError`` with a message meant for the user for empty input, an entry
+    that is not a (finite) number, rows of different lengths, or a matrix larger than
+    ``max_side`` x ``max_side``.
+    """
+    if text is None or not str(text).strip():
+        raise ValueError("The matrix is empty: type numbers such as '1 2; 3 4'.")
+    rows: list[list[float]] = []
+    for line in re.split(r"[;\n\r]+", str(text)):
+        tokens = [t for t in re.split(r"[\s,]+", line.strip()) if t]
+        if not tokens:
+            continue
+        row = []
+        for j, tok in enumerate(tokens, start=1):
+            try:
+                value = float(tok)
+            except ValueError:
+                raise ValueError(
+                    f"'{tok}' (row {len(rows) + 1}, entry {j}) is not a number."
+                ) from None
+            if not math.isfinite(value):
+                raise ValueError(
+                    f"'{tok}' (row {len(rows) + 1}, entry {j}) is not a finite number."
+                )
+            row.append(value)
+        if rows and len(row) != len(rows[0]):
+            raise ValueError(
+                f"Row {len(rows) + 1} has {len(row)} entries but row 1 has "
+                f"{len(rows[0])}: every row needs the same number of entries."
+            )
+        rows.append(row)
+    if not rows:
+        raise ValueError("The matrix is empty: type numbers such as '1 2; 3 4'.")
+    n_rows, n_cols = len(rows), len(rows[0])
+    if n_rows > max_side or n_cols > max_side:
+        raise ValueError(
+            f"The matrix is {n_rows}x{n_cols}; the limit is {max_side}x{max_side}."
+        )
+    return np.array(rows, dtype=np.float64)
+
+
+def _as_2d(x) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"Expected a non-empty 2-D matrix, got shape {a.shape}.")
+    return a
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    """(H, W) numpy -> (1, 1, H, W) float64 tensor, the layout torch's 2-D ops expect."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))[None, None]
+
+
+def _whole(value, name: str, minimum: int, maximum: int) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{name} is empty: type a whole number.")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}.") from None
+    if not math.isfinite(f) or f != int(f):
+        raise ValueError(f"{name} must be a whole number, got {value!r}.")
+    n = int(f)
+    if not minimum <= n <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, got {n}.")
+    return n
+
+
+# ------------------------------------------------------------------------- operators
+
+
+def nearest_neighbor_unpool(x, factor: int = 2) -> np.ndarray:
+    """Nearest-neighbour unpooling: copy every value into a ``factor`` x ``factor`` block.
+
+    It has no parameters and knows nothing about where details were; the result looks
+    blocky. (Same as ``F.interpolate(mode="nearest")``, and as a transposed convolution
+    with an all-ones ``factor`` x ``factor`` kernel and stride ``factor``.)
+    """
+    a = _as_2d(x)
+    factor = _whole(factor, "Factor", 1, 16)
+    return F.interpolate(_t(a), scale_factor=factor, mode="nearest")[0, 0].numpy()
+
+
+def bed_of_nails_unpool(x, factor: int = 2) -> np.ndarray:
+    """"Bed of nails" unpooling: put each value in the top-left of its ``factor`` x
+    ``factor`` block and zeros elsewhere.
+
+    Like max-unpooling whose remembered position is always the top-left corner (and
+    a transposed convolution with kernel ``[[1, 0], [0, 0]]``, stride 2).
+    """
+    a = _as_2d(x)
+    factor = _whole(factor, "Factor", 1, 16)
+    out = np.zeros((a.shape[0] * factor, a.shape[1] * factor), dtype=np.float64)
+    out[::factor, ::factor] = a
+    return out
+
+
+def max_pool_with_indices(x, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pool with a ``k`` x ``k`` window and stride ``k``, remembering where each
+    maximum was.
+
+    Returns ``(pooled, indices)``; ``indices`` holds, for each pooled cell, the flat
+    index (``row * width + col``) of the winning element in ``x`` -- the "switches" an
+    encoder hands to its decoder. Rows/columns that do not fill a whole window are
+    dropped, as in torch. On ties the first maximum (in reading order) wins.
+    """
+    a = _as_2d(x)
+    k = _whole(k, "Pool size", 1, MAX_SIDE)
+    if a.shape[0] < k or a.shape[1] < k:
+        raise ValueError(
+            f"A {a.shape[0]}x{a.shape[1]} matrix is too small for {k}x{k} max-pooling."
+        )
+    pooled, idx = F.max_pool2d(_t(a), kernel_size=k, stride=k, return_indices=True)
+    return pooled[0, 0].numpy(), idx[0, 0].numpy()
+
+
+def max_unpool(pooled_values, indices, output_shape: tuple[int, int], k: int = 2) -> np.ndarray:
+    """Max-unpooling: put each value back at the position the *corresponding*
+    max-pooling layer took its maximum from (``indices``), zeros elsewhere.
+
+    ``pooled_values`` need not be the pooled maxima themselves: in a decoder they are
+    whatever the layers in between computed, with the pooled shape. ``output_shape`` is
+    the shape of the pooling layer's input and ``k`` its window size.
+    """
+    v = _as_2d(pooled_values)
+    idx = np.asarray(indices, dtype=np.int64)
+    if idx.shape != v.shape:
+        raise ValueError(
+            f"The values to unpool are {v.shape[0]}x{v.shape[1]} but the remembered "
+            f"max positions are {'x'.join(map(str, idx.shape))}: they must match."
+        )
+    h, w = (int(s) for s in output_shape)
+    if idx.min() < 0 or idx.max() >= h * w:
+        raise ValueError(f"Max positions do not fit in a {h}x{w} output.")
+    k = _whole(k, "Pool size", 1, MAX_SIDE)
+    try:
+        out = F.max_unpool2d(_t(v), torch.from_numpy(np.ascontiguousarray(idx))[None, None],
+                             kernel_size=k, stride=k, output_size=(h, w))
+    except RuntimeError as e:
+        raise ValueError(
+            f"A {v.shape[0]}x{v.shape[1]} matrix cannot be unpooled by {k}x{k} to {h}x{w}."
+        ) from e
+    return out[0, 0].numpy()
+
+
+def transposed_conv_output_shape(
+    input_shape: tuple[int, int],
+    kernel_shape: tuple[int, int],
+    stride: int,
+    padding: int = 0,
+    output_padding: int = 0,
+) -> tuple[int, int]:
+    """Output size of a transposed convolution, per side:
+    ``(in - 1) * stride - 2 * padding + k + output_padding``."""
+    return tuple(
+        (n - 1) * stride - 2 * padding + k + output_padding
+        for n, k in zip(input_shape, kernel_shape)
+    )
+
+
+def _check_tconv(a: np.ndarray, kern: np.ndarray, stride, padding, output_padding):
+    stride = _whole(stride, "Stride", 1, _MAX_STRIDE)
+    padding = _whole(padding, "Padding", 0, _MAX_PADDING)
+    output_padding = _whole(output_padding, "Output padding", 0, _MAX_STRIDE)
+    if output_padding >= stride:
+        raise ValueError(
+            f"Output padding must be smaller than the stride ({stride}), got "
+            f"{output_padding}."
+        )
+    shape = transposed_conv_output_shape(a.shape, kern.shape, stride, padding, output_padding)
+    if min(shape) < 1:
+        raise ValueError(
+            f"Padding {padding} crops everything away: the output would be "
+            f"{shape[0]}x{shape[1]}. Use less padding or a larger kernel."
+        )
+    return stride, padding, output_padding
+
+
+def transposed_conv(x, kernel, stride: int = 1, padding: int = 0,
+                    output_padding: int = 0) -> np.ndarray:
+    """Transposed convolution (``torch.nn.functional.conv_transpose2d``): every input
+    value scales the kernel, the scaled copies are placed ``stride`` apart and summed
+    where they overlap; ``padding`` then crops that many rows/columns from each side.
+
+    It is the transpose of an ordinary convolution written as a matrix product, which is
+    why it is also called "backward-strided" or (misleadingly) "deconvolution". Output
+    size per side is ``(in - 1) * stride - 2 * padding + k + output_padding``.
+    The 1-D example from the slides, input ``[a, b]``, filter ``[x, y, z]``, stride 2:
+
+    >>> transposed_conv([[2, 3]], [[1, 10, 100]], stride=2)  # a=2, b=3, x=1, y=10, z=100
+    array([[  2.,  20., 203.,  30., 300.]])
+
+    i.e. ``[ax, ay, az + bx, by, bz]``.
+    """
+    a, kern = _as_2d(x), _as_2d(kernel)
+    stride, padding, output_padding = _check_tconv(a, kern, stride, padding, output_padding)
+    out = F.conv_transpose2d(
+        _t(a), _t(kern), stride=stride, padding=padding, output_padding=output_padding
+    )
+    return out[0, 0].numpy()
+
+
+@dataclass(frozen=True)
+class KernelCopy:
+    """One input element's contribution to a transposed convolution: ``value`` times the
+    kernel, whose top-left lands at (``top``, ``left``) of the output (negative or past
+    the edge where padding crops part of it away)."""
+
+    row: int
+    col: int
+    value: float
+    scaled_kernel: np.ndarray
+    top: int
+    left: int
+
+    def on_canvas(self, shape: tuple[int, int], offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The copy drawn on a zero array of ``shape`` (clipped at its edges), shifted by
+        ``offset``; summing every copy's canvas gives the transposed convolution."""
+        canvas = np.zeros(shape, dtype=np.float64)
+        kh, kw = self.scaled_kernel.shape
+        top, left = self.top + offset[0], self.left + offset[1]
+        r0, c0 = max(top, 0), max(left, 0)
+        r1, c1 = min(top + kh, shape[0]), min(left + kw, shape[1])
+        if r0 < r1 and c0 < c1:
+            canvas[r0:r1, c0:c1] = self.scaled_kernel[r0 - top:r1 - top, c0 - left:c1 - left]
+        return canvas
+
+
+def transposed_conv_steps(x, kernel, stride: int = 1, padding: int = 0,
+                          output_padding: int = 0) -> list[KernelCopy]:
+    """Explain a transposed convolution: for each input element ``x[i, j]`` the copy
+    ``x[i, j] * kernel`` and where it lands, ``(i * stride - padding, j * stride - padding)``.
+
+    Overlapping copies are summed: ``sum(c.on_canvas(out.shape) for c in steps)`` equals
+    ``transposed_conv(...)``.
+    """
+    a, kern = _as_2d(x), _as_2d(kernel)
+    stride, padding, output_padding = _check_tconv(a, kern, stride, padding, output_padding)
+    return [
+        KernelCopy(i, j, float(a[i, j]), a[i, j] * kern, i * stride - padding,
+                   j * stride - padding)
+        for i in range(a.shape[0])
+        for j in range(a.shape[1])
+    ]
+
+
+# ------------------------------------------------------------------------- rendering
+
+_BORDER = "1px solid rgba(128,128,128,0.45)"
+_HIGHLIGHT_BG = "rgba(255,165,0,0.38)"
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"  # also turns -0.0 into 0
+    if float(v).is_integer() and abs(v) < 1e6:
+        return str(int(v))
+    return f"{v:.3g}"
+
+
+def matrix_to_html(m, highlight: Iterable[tuple[int, int]] | np.ndarray | None = None,
+                   caption: str | None = None) -> str:
+    """Render a small matrix as an HTML table with inline styles only (works offline, in
+    light and dark themes: neutral borders, inherited text colour).
+
+    ``highlight`` is an iterable of ``(row, col)`` cells or a boolean mask of the matrix's
+    shape; those cells get a translucent orange background. Zeros are dimmed so that
+    the structure (bed of nails, unpooling) stands out. ``caption`` goes above.
+    """
+    a = np.asarray(m, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[None, :]
+    marked: set[tuple[int, int]] = set()
+    if highlight is not None:
+        h = np.asarray(highlight)
+        if h.dtype == bool:
+            if h.shape != a.shape:
+                raise ValueError(f"Highlight mask {h.shape} does not match matrix {a.shape}.")
+            marked = {(int(r), int(c)) for r, c in zip(*np.nonzero(h))}
+        else:
+            marked = {(int(r), int(c)) for r, c in highlight}
+    cell = (f"border:{_BORDER};padding:3px 8px;text-align:right;min-width:1.8em;"
+            "color:inherit;")
+    rows = []
+    for i in range(a.shape[0]):
+        tds = []
+        for j in range(a.shape[1]):
+            style = cell
+            if (i, j) in marked:
+                style += f"background:{_HIGHLIGHT_BG};font-weight:600;"
+            elif a[i, j] == 0:
+                style += "opacity:0.45;"
+            tds.append(f'<td style="{style}">{_fmt(a[i, j])}</td>')
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    cap = (f'<caption style="caption-side:top;padding:2px 0 4px;font-size:0.85em;'
+           f'opacity:0.8;color:inherit;">{html.escape(caption)}</caption>') if caption else ""
+    return (
+        '<table style="border-collapse:collapse;font-family:monospace;'
+        'font-variant-numeric:tabular-nums;background:transparent;color:inherit;'
+        f'margin:0;">{cap}' + "".join(rows) + "</table>"
+    )
+
+
+def _row(*items: str) -> str:
+    """Lay out tables and arrows side by side (wrapping on narrow screens)."""
+    return ('<div style="display:flex;flex-wrap:wrap;align-items:center;gap:10px 14px;'
+            'margin:6px 0;">' + "".join(items) + "</div>")
+
+
+def _arrow(label: str = "") -> str:
+    lab = f'<div style="font-size:0.8em;opacity:0.8;">{html.escape(label)}</div>' if label else ""
+    return f'<div style="text-align:center;font-size:1.4em;color:inherit;">→{lab}</div>'
+
+
+def _op(symbol: str) -> str:
+    return f'<div style="font-size:1.4em;color:inherit;">{html.escape(symbol)}</div>'
+
+
+def _note(text: str) -> str:
+    return f'<p style="margin:4px 0;color:inherit;">{text}</p>'
+
+
+def _error_html(message: str) -> str:
+    return ('<div style="border:1px solid rgba(220,60,60,0.7);background:rgba(220,60,60,0.12);'
+            'border-radius:6px;padding:8px 12px;color:inherit;">'
+            f"<b>Cannot compute:</b> {html.escape(message)}</div>")
+
+
+def _shape(a: np.ndarray) -> str:
+    return f"{a.shape[0]}x{a.shape[1]}"
+
+
+# --------------------------------------------------------------------------- explain
+
+_MAX_COPIES_SHOWN = 16
+_MAX_CANVAS_SHOWN = 16
+
+
+def _explain_nearest(x: np.ndarray) -> str:
+    out = nearest_neighbor_unpool(x, 2)
+    return _note("<b>Nearest neighbour</b>: each value is copied into a 2x2 block. "
+                 "No parameters; the result is blocky.") + _row(
+        matrix_to_html(x, caption=f"input {_shape(x)}"), _arrow("x2"),
+        matrix_to_html(out, caption=f"output {_shape(out)}"))
+
+
+def _explain_bed_of_nails(x: np.ndarray) -> str:
+    out = bed_of_nails_unpool(x, 2)
+    nails = np.zeros(out.shape, bool)
+    nails[::2, ::2] = True
+    return _note("<b>Bed of nails</b>: each value goes to the top-left of its 2x2 block "
+                 "(highlighted), zeros elsewhere.") + _row(
+        matrix_to_html(x, caption=f"input {_shape(x)}"), _arrow("x2"),
+        matrix_to_html(out, nails, caption=f"output {_shape(out)}"))
+
+
+def _explain_max_unpool(x: np.ndarray, pool_source_text: str) -> str:
+    source = parse_matrix(pool_source_text)
+    pooled, idx = max_pool_with_indices(source, 2)
+    if x.shape != pooled.shape:
+        raise ValueError(
+            f"For max-unpooling the input must have the pooled shape {_shape(pooled)} "
+            f"(the {_shape(source)} pool source, max-pooled 2x2); got {_shape(x)}."
+        )
+    out = max_unpool(x, idx, source.shape, 2)
+    positions = [tuple(int(v) for v in np.unravel_index(i, source.shape))
+                 for i in idx.ravel()]
+    return (
+        _note("<b>Max unpooling</b>: the encoder's 2x2 max-pooling remembers <i>where</i> "
+              "each maximum was (highlighted); the decoder's unpooling puts its values "
+              "back at those positions, zeros elsewhere.")
+        + _row(matrix_to_html(source, positions, caption=f"encoder: pool source {_shape(source)}"),
+               _arrow("max-pool 2x2"),
+               matrix_to_html(pooled, caption=f"pooled {_shape(pooled)}"))
+        + _row(matrix_to_html(x, caption=f"decoder: input {_shape(x)}"),
+               _arrow("max-unpool"),
+               matrix_to_html(out, positions, caption=f"output {_shape(out)}"))
+    )
+
+
+def _explain_transposed(x, kernel_text, stride, padding, output_padding) -> str:
+    kern = parse_matrix(kernel_text)
+    out = transposed_conv(x, kern, stride, padding, output_padding)
+    copies = transposed_conv_steps(x, kern, stride, padding, output_padding)
+    s, p, op = (int(float(v)) for v in (stride, padding, output_padding))
+    kh, kw = kern.shape
+    # Uncropped canvas: every copy fits; extended by output_padding beyond the padding.
+    full_shape = ((x.shape[0] - 1) * s + kh + max(0, op - p),
+                  (x.shape[1] - 1) * s + kw + max(0, op - p))
+    canvases = [c.on_canvas(full_shape, (p, p)) for c in copies]
+    full = np.sum(canvases, axis=0)
+    overlaps = np.sum([c != 0 for c in canvases], axis=0) > 1
+    size_formula = " x ".join(
+        f"({n}-1)·{s} - 2·{p} + {k}" + (f" + {op}" if op else "") + f" = {o}"
+        for n, k, o in zip(x.shape, kern.shape, out.shape))
+    parts = [
+        _note("<b>Transposed convolution</b>: each input value scales the kernel; the "
+              f"scaled copies are placed {s} apart (the stride) and overlapping outputs are "
+              "summed. The kernel is learnable, so the network learns how to upsample."),
+        _row(matrix_to_html(x, caption=f"input {_shape(x)}"), _op("⊛ᵀ"),
+             matrix_to_html(kern, caption=f"kernel {_shape(kern)}"),
+             _arrow(f"stride {s}, padding {p}" + (f", output_padding {op}" if op else "")),
+             matrix_to_html(out, caption=f"output {_shape(out)}")),
+        _note(f"Output size: {size_formula}."),
+    ]
+    if len(copies) <= _MAX_COPIES_SHOWN and max(full_shape) <= _MAX_CANVAS_SHOWN:
+        items = []
+        for c, canvas in zip(copies, canvases):
+            if items:
+                items.append(_op("+"))
+            cells = [(r, q) for r in range(full_shape[0]) for q in range(full_shape[1])
+                     if 0 <= r - c.top - p < kh and 0 <= q - c.left - p < kw]
+            items.append(matrix_to_html(
+                canvas, cells,
+                caption=f"{_fmt(c.value)} × kernel at ({c.row * s}, {c.col * s})"))
+        items += [_op("="), matrix_to_html(full, overlaps, caption="sum (overlaps highlighted)")]
+        parts += [_note("Step by step: one scaled kernel copy per input element "
+                        f"(x[i, j] × kernel placed at (i·{s}, j·{s})):"), _row(*items)]
+    else:
+        parts.append(_note(f"({len(copies)} kernel copies: too many to show one by one.)"))
+    if p or op:
+        keep = np.zeros(full_shape, bool)
+        keep[p:p + out.shape[0], p:p + out.shape[1]] = True
+        parts += [_note(f"Padding {p} crops {p} row(s)/column(s) from each side of the sum"
+                        + (f"; output_padding {op} adds {op} back at the bottom/right" if op else "")
+                        + " (kept cells highlighted):"),
+                  _row(matrix_to_html(full, keep, caption=f"sum {_shape(full)}"),
+                       _arrow("crop"), matrix_to_html(out, caption=f"output {_shape(out)}"))]
+    return "".join(parts)
+
+
+def explain(operator: str, matrix_text: str, pool_source_text: str, kernel_text: str,
+            stride=2, padding=0, output_padding=0) -> str:
+    """HTML explaining ``operator`` (a key or label of ``OPERATORS``) applied to the
+    matrix in ``matrix_text``. This is the single function the panel calls; bad input
+    gives an HTML message saying what is wrong instead of raising."""
+    key = {k: k for k in OPERATORS} | {v.lower(): k for k, v in OPERATORS.items()}
+    op_key = key.get(str(operator).strip().lower()) if operator is not None else None
+    try:
+        if op_key is None:
+            raise ValueError(f"Unknown operator {operator!r}; choose one of "
+                             + ", ".join(OPERATORS.values()) + ".")
+        try:
+            x = parse_matrix(matrix_text)
+        except ValueError as e:
+            raise ValueError(f"Input matrix: {e}") from None
+        if op_key == "nearest":
+            return _explain_nearest(x)
+        if op_key == "bed_of_nails":
+            return _explain_bed_of_nails(x)
+        if op_key == "max_unpool":
+            try:
+                parse_matrix(pool_source_text)
+            except ValueError as e:
+                raise ValueError(f"Pool source matrix: {e}") from None
+            return _explain_max_unpool(x, pool_source_text)
+        try:
+            parse_matrix(kernel_text)
+        except ValueError as e:
+            raise ValueError(f"Kernel: {e}") from None
+        return _explain_transposed(x, kernel_text, stride, padding, output_padding)
+    except (ValueError, RuntimeError) as e:
+        return _error_html(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+# --------------------------------------------------------------------------------- UI
+
+_DEFAULTS = dict(operator="nearest", matrix="1 2\n3 4",
+                 pool_source="1 2 6 3\n3 5 2 1\n1 2 2 1\n7 3 4 8",
+                 kernel="1 1\n1 1", stride=2, padding=0, output_padding=0)
+
+
+def _apply_preset(name, operator, matrix, pool_source, kernel, stride, padding,
+                  output_padding):
+    """Preset dropdown -> (operator, input, kernel, stride, padding, output_padding, html)."""
+    p = PRESETS.get(name)
+    if p is not None:
+        operator, matrix, kernel = "transposed", p["input"], p["kernel"]
+        stride, padding, output_padding = p["stride"], p["padding"], p["output_padding"]
+    html_out = explain(operator, matrix, pool_source, kernel, stride, padding, output_padding)
+    return operator, matrix, kernel, stride, padding, output_padding, html_out
+
+
+def build_upsampling_panel() -> None:
+    """Accordion "Upsampling operators (lecture)"; call inside a ``gr.Blocks``/``gr.Tab``.
+
+    Only wiring: every edit re-renders the HTML through :func:`explain`. The listeners
+    are private so they stay out of the app's public API.
+    """
+    import gradio as gr
+
+    d = _DEFAULTS
+    with gr.Accordion("Upsampling operators (lecture)", open=False):
+        gr.Markdown("How a segmentation network gets back to full resolution. Type small "
+                    "matrices: rows on separate lines or split by `;`, entries by spaces "
+                    "or commas.")
+        with gr.Row():
+            operator = gr.Radio([(v, k) for k, v in OPERATORS.items()], value=d["operator"],
+                                label="Operator")
+            preset = gr.Dropdown(list(PRESETS), value=None, label="Transposed-conv slide "
+                                 "presets", info="Loads input, kernel, stride and padding")
+        with gr.Row():
+            matrix = gr.Textbox(d["matrix"], label="Input matrix", lines=3)
+            pool_source = gr.Textbox(d["pool_source"], lines=4,
+                                     label="Max-pool source (max unpooling)")
+            kernel = gr.Textbox(d["kernel"], lines=3, label="Kernel (transposed conv)")
+        with gr.Row():
+            stride = gr.Number(d["stride"], label="Stride", precision=0, minimum=1,
+                               maximum=_MAX_STRIDE)
+            padding = gr.Number(d["padding"], label="Padding", precision=0, minimum=0,
+                                maximum=_MAX_PADDING)
+            output_padding = gr.Number(d["output_padding"], label="Output padding",
+                                       precision=0, minimum=0, maximum=_MAX_STRIDE - 1)
+        out = gr.HTML(explain(*(d[k] for k in ("operator", "matrix", "pool_source", "kernel",
+                                               "stride", "padding", "output_padding"))))
+
+    fields = [operator, matrix, pool_source, kernel, stride, padding, output_padding]
+    gr.on([f.input for f in fields], explain, fields, out, api_visibility="private",
+          show_progress="hidden")
+    preset.input(_apply_preset, [preset, *fields],
+                 [operator, matrix, kernel, stride, padding, output_padding, out],
+                 api_visibility="private", show_progress="hidden")

@@ -1,0 +1,104 @@
+"""The segmentation tab's pure functions, on the shipped local U-Net and on planted pretrained weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import models
+import shapesworld
+from demos import segmentation
+from models.training.segmentation import TEST_SEED, evaluate
+
+UNSEEN = 500  # test-split scenes: seeds the trainer never drew from
+MIOU_BAR = 0.90
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return models.get("unet-shapes")
+
+
+def test_local_unet_beats_the_bar_on_unseen_scenes(unet):
+    metrics = evaluate(unet, seed=TEST_SEED, count=UNSEEN)
+    assert metrics["mean_iou"] >= MIOU_BAR, metrics
+    assert min(metrics["iou_per_class"].values()) >= 0.75, metrics["iou_per_class"]
+
+
+def test_shipped_card_matches_the_weights_and_reports_the_bar():
+    spec = models.spec("unet-shapes")
+    card = spec.source.card()
+    for key in ("command", "seed", "train_seconds", "parameters", "metrics"):
+        assert key in card
+    network = models.get("unet-shapes").network
+    assert card["parameters"] == sum(p.numel() for p in network.parameters())
+    assert card["metrics"]["mean_iou"] >= MIOU_BAR
+    assert card["train_seconds"] <= 30 * 60
+
+
+def test_segment_returns_overlay_mask_and_shares_for_a_scene():
+    scene = shapesworld.generate(TEST_SEED + 777)
+    image = Image.fromarray(scene.image)
+    result = segmentation.segment(image, "unet-shapes", opacity=0.5)
+    assert result.overlay.size == image.size
+    mask = np.asarray(result.mask)
+    assert result.mask.mode == "P" and mask.shape == scene.semantic.shape
+    assert (mask == scene.semantic).mean() > 0.95  # pixel values are class indices
+    assert abs(sum(result.shares.values()) - 1) < 1e-3
+    present = {shapesworld.CLASSES[i] for i in np.unique(scene.semantic)}
+    assert set(result.shares) >= present - {c for c in present if (scene.semantic == shapesworld.CLASSES.index(c)).mean() < 0.01}
+    for name in result.shares:
+        assert name in result.legend
+
+
+def test_opacity_zero_shows_the_image_and_one_shows_the_classes():
+    image = Image.fromarray(shapesworld.generate(TEST_SEED + 5).image)
+    clear = segmentation.segment(image, "unet-shapes", opacity=0.0)
+    assert np.array_equal(np.asarray(clear.overlay), np.asarray(image))
+    solid = segmentation.segment(image, "unet-shapes", opacity=1.0)
+    labels = clear.output.labels
+    colours = np.asarray(solid.overlay)[labels > 0]
+    assert len(colours) and not np.array_equal(colours, np.asarray(image)[labels > 0])
+
+
+def test_rerendering_reuses_the_cached_prediction(monkeypatch):
+    image = Image.fromarray(shapesworld.generate(TEST_SEED + 9).image)
+    model = models.get("unet-shapes")
+    calls = []
+    original = type(model).forward
+    monkeypatch.setattr(type(model), "forward", lambda self, img: calls.append(1) or original(self, img))
+    for opacity in (0.2, 0.5, 0.9):
+        segmentation.segment(image, "unet-shapes", opacity)
+    assert len(calls) <= 1
+
+
+def test_any_image_size_works_with_the_unet():
+    image = Image.fromarray(shapesworld.generate(TEST_SEED + 3, size=200).image).crop((0, 0, 157, 93))
+    result = segmentation.segment(image, "unet-shapes")
+    assert result.output.labels.shape == (93, 157)
+
+
+def test_feature_maps_show_every_unet_level():
+    image = Image.fromarray(shapesworld.generate(TEST_SEED).image)
+    maps = segmentation.feature_maps(image, "unet-shapes")
+    names = [name for _, name in maps]
+    assert [n.split(" (")[0] for n in names] == ["encoder 1", "encoder 2", "encoder 3", "encoder 4", "decoder 1", "decoder 2", "decoder 3"]
+    assert all(isinstance(img, Image.Image) and img.width > 0 for img, _ in maps)
+
+
+def test_feature_maps_explain_that_they_need_the_unet(planted_torch_home):
+    image = Image.fromarray(shapesworld.generate(TEST_SEED).image)
+    with pytest.raises(ValueError, match="U-Net"):
+        segmentation.feature_maps(image, "lraspp-mobilenet")
+
+
+@pytest.mark.parametrize("name", ["deeplabv3-mobilenet", "lraspp-mobilenet"])
+def test_pretrained_tier_runs_the_same_predict_on_a_real_photo(planted_torch_home, name):
+    from skimage import data
+
+    photo = Image.fromarray(data.chelsea())
+    result = segmentation.segment(photo, name)
+    assert result.output.labels.shape == (photo.height, photo.width)
+    assert result.output.categories[0] == "__background__" and "cat" in result.output.categories
+    assert result.overlay.size == photo.size
