@@ -57,11 +57,13 @@ CSS = """
 
 def status_line() -> str:
     """What this server runs on, so a student knows why something is fast or slow."""
+    import torch
+
     import models
     from models import settings
 
     device = models.cache().device
-    where = "GPU (" + __import__("torch").cuda.get_device_name(0) + ")" if device.type == "cuda" else device.type.upper()
+    where = f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type.upper()
     network = "offline: local models and cached weights only" if settings.offline() else "online: pretrained weights download on first use"
     return f"Running on **{where}** · {network} · models load on first use"
 

@@ -1,4 +1,4 @@
-"""The tabs of Deep Vision Lab, in order. Each module has TITLE, TASK and ``build()``."""
+"""The tabs of Deep Vision Lab, in order. Each module has TITLE, TASK, ENDPOINT (its main API name) and ``build()``."""
 
 from . import segmentation
 

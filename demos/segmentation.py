@@ -20,6 +20,7 @@ from .upsampling import build_upsampling_panel
 
 TITLE = "Semantic segmentation"
 TASK = "segmentation"
+ENDPOINT = "segment"  # the tab's main action, served at /segment
 
 
 @dataclass
@@ -108,7 +109,7 @@ def build() -> None:
     gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     outputs = [overlay, legend, mask, shares]
-    run.click(_segment_ui, [image, model, opacity], outputs, api_name="segment")
+    run.click(_segment_ui, [image, model, opacity], outputs, api_name=ENDPOINT)
     image.change(_segment_if_image, [image, model, opacity], outputs, api_visibility="private")
     opacity.release(_segment_if_image, [image, model, opacity], outputs, api_visibility="private")
     model.change(common.model_card_markdown, model, card, api_visibility="private")

@@ -1,0 +1,50 @@
+"""Contract tests every tab obeys, and the app's command line."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import app
+import demos
+import models
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return app.build_app()
+
+
+def test_every_demo_declares_title_task_and_build():
+    for demo in demos.ALL:
+        assert demo.TITLE and demo.TASK and demo.ENDPOINT and callable(demo.build)
+        assert models.for_task(demo.TASK), f"{demo.TASK} has no models in the registry"
+
+
+def test_building_the_ui_loads_no_weights(blocks):
+    assert models.cache().loaded() == []
+
+
+def test_every_tab_exposes_its_main_action_as_a_named_endpoint(blocks):
+    endpoints = blocks.get_api_info()["named_endpoints"]
+    for demo in demos.ALL:
+        assert f"/{demo.ENDPOINT}" in endpoints
+
+
+def test_flags_become_settings(monkeypatch):
+    for var in ("DVL_DEVICE", "DVL_MEMORY_BUDGET_MB", "DVL_OFFLINE", "HF_HUB_OFFLINE", "DVL_WEIGHTS_DIR", "DVL_MAX_IMAGE_SIDE"):
+        monkeypatch.delenv(var, raising=False)
+    args = app.parse_args(["--device", "cpu", "--memory-budget-mb", "512", "--offline", "--weights-dir", "/w", "--port", "9999"])
+    app.configure_environment(args)
+    assert (os.environ["DVL_DEVICE"], os.environ["DVL_MEMORY_BUDGET_MB"], os.environ["DVL_OFFLINE"]) == ("cpu", "512.0", "1")
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["DVL_WEIGHTS_DIR"] == "/w" and args.port == 9999
+    from models import settings
+
+    assert settings.memory_budget_bytes() == 512 * 2**20 and str(settings.device()) == "cpu"
+
+
+def test_space_listens_on_all_interfaces(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/deep-vision-lab")
+    monkeypatch.delenv("DVL_HOST", raising=False)
+    assert app.parse_args([]).host == "0.0.0.0"
