@@ -46,6 +46,7 @@ def configure_environment(args: argparse.Namespace) -> None:
 
 
 CSS = """
+.dvl-image img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }
 .dvl-legend { display: flex; flex-direction: column; gap: 4px; font-size: 0.9rem; }
 .dvl-legend-row { display: grid; grid-template-columns: 1.1rem 9rem 1fr 3.5rem; gap: 8px; align-items: center; }
 .dvl-swatch { width: 1rem; height: 1rem; border-radius: 3px; border: 1px solid rgba(127,127,127,.6); }

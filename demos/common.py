@@ -95,6 +95,11 @@ class UploadedImage(gr.Image):
     def __init__(self, **kwargs) -> None:
         super().__init__(type="filepath", image_mode=None, **kwargs)
 
+    def get_config(self, cls=None):
+        # Gradio reads a component's props from its class's __init__ signature; ours only has
+        # **kwargs, so describe it to the frontend as the plain gr.Image it is.
+        return super().get_config(cls or gr.Image)
+
     def preprocess(self, payload):
         if payload is None:
             return None
@@ -125,7 +130,7 @@ def model_card_markdown(name: str) -> str:
         f"**{spec.title}** · {spec.tier} · {spec.availability().value}  \n"
         f"{spec.params / 1e6:.2f} M parameters · licence: {spec.license}  \n"
         f"metrics: {metrics}  \n"
-        f"code: `{spec.about}`"
+        f"code: {spec.about}"
     )
 
 

@@ -96,6 +96,11 @@ class UploadedImage(gr.Image):
     def __init__(self, **kwargs) -> None:
         super().__init__(type="filepath", image_mode=None, **kwargs)
 
+    def get_config(self, cls=None):
+        # Gradio reads a component's props from its class's __init__ signature; ours only has
+        # **kwargs, so describe it to the frontend as the plain gr.Image it is.
+        return super().get_config(cls or gr.Image)
+
     def preprocess(self, payload):
         if payload is None:
             return None

@@ -76,8 +76,8 @@ def _segment_ui(image_path: str, model_name: str, opacity: float, progress: gr.P
     return result.overlay, result.legend, common.save_output(result.mask, "mask"), result.shares
 
 
-def _segment_if_image(image_path: str | None, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
-    """Segment as soon as an image arrives (upload or example); clearing the image clears nothing."""
+def _rerender(image_path: str | None, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
+    """Redraw after a slider move (the prediction itself is cached); with no image, do nothing."""
     if not image_path:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     return _segment_ui(image_path, model_name, opacity, progress)
@@ -95,23 +95,27 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column():
-            image = common.UploadedImage(label="Image", sources=["upload", "clipboard"])
+            image = common.UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             model = common.model_picker(TASK)
             opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             run = gr.Button("Segment", variant="primary")
         with gr.Column():
-            overlay = gr.Image(label="Classes over the image", type="pil", format="png", interactive=False)
+            overlay = gr.Image(
+                label="Classes over the image", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image"
+            )
             legend = gr.HTML(label="Legend")
             mask = gr.File(label="Mask (PNG; pixel value = class index)")
             with gr.Accordion("Numbers", open=False):
                 shares = gr.JSON(label="Share of pixels per class")
             card = gr.Markdown(common.model_card_markdown(model.value))
-    gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
-    outputs = [overlay, legend, mask, shares]
-    run.click(_segment_ui, [image, model, opacity], outputs, api_name=ENDPOINT)
-    image.change(_segment_if_image, [image, model, opacity], outputs, api_visibility="private")
-    opacity.release(_segment_if_image, [image, model, opacity], outputs, api_visibility="private")
+    inputs, outputs = [image, model, opacity], [overlay, legend, mask, shares]
+    run.click(_segment_ui, inputs, outputs, api_name=ENDPOINT)
+    # Segment as soon as an image arrives, whether uploaded or picked from the examples.
+    image.upload(_segment_ui, inputs, outputs, api_visibility="private")
+    examples.load_input_event.then(_segment_ui, inputs, outputs, api_visibility="private")
+    opacity.release(_rerender, inputs, outputs, api_visibility="private")
     model.change(common.model_card_markdown, model, card, api_visibility="private")
 
     with gr.Accordion("Inside the U-Net: encoder and decoder feature maps", open=False):

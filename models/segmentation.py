@@ -72,9 +72,10 @@ def unet_segmenter(network: UNet, classes: list[str], mean: tuple[float, ...], s
 
 def _load_unet(spec: ModelSpec) -> Segmenter:
     source: LocalWeights = spec.source  # type: ignore[assignment]
+    state = source.state_dict()  # first: a missing file must say how to train it
     card = source.card()
     network = UNet(UNetConfig.from_dict(card["config"]))
-    network.load_state_dict(source.state_dict())
+    network.load_state_dict(state)
     return unet_segmenter(network, card["classes"], card["preprocessing"]["mean"], card["preprocessing"]["std"])
 
 
@@ -96,7 +97,7 @@ def _local_spec() -> ModelSpec:
         params=card.get("parameters", 0),
         load=_load_unet,
         metrics={"ShapesWorld test mIoU": card.get("metrics", {}).get("mean_iou")},
-        about="models/nets/unet.py — trained by `python -m models train unet-shapes`",
+        about="`models/nets/unet.py`, trained by `python -m models train unet-shapes`",
     )
 
 
@@ -112,7 +113,7 @@ def _torchvision_spec(name: str, title: str, weights, builder) -> ModelSpec:
         params=weights.meta["num_params"],
         load=_load_torchvision,
         metrics={"COCO-val2017 (VOC labels) mIoU": metrics["miou"], "pixel acc": metrics["pixel_acc"]},
-        about=f"torchvision.models.segmentation.{builder.__name__}",
+        about=f"`torchvision.models.segmentation.{builder.__name__}`",
     )
 
 

@@ -26,7 +26,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 class Availability(str, Enum):
-    LOCAL = "local ✓"
+    LOCAL = "shipped ✓"
     CACHED = "cached ✓"
     DOWNLOADABLE = "downloadable"
     UNAVAILABLE = "unavailable offline"

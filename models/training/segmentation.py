@@ -65,7 +65,7 @@ def evaluate(segmenter: Callable[[Image.Image], SegmentationOutput], seed: int =
     }
 
 
-def train(steps: int = 2000, batch: int = 16, lr: float = 4e-3, size: int = 128, seed: int = 0, name: str = "unet-shapes") -> dict:
+def train(steps: int = 2800, batch: int = 16, lr: float = 4e-3, size: int = 128, seed: int = 0, name: str = "unet-shapes") -> dict:
     seed_everything(seed)
     config = UNetConfig(num_classes=len(shapesworld.CLASSES))
     model = UNet(config)

@@ -1,0 +1,281 @@
+"""The segmentation tab in a real browser (Debian's Chromium, driven by Playwright).
+
+What a student does: open the page, pick a model, click an example, read the legend; upload
+a file that is not an image and get a clear message; carry on. Along the way every request
+the page makes is recorded, and the page must only ever talk to the app itself: the app has
+to work on a machine with no internet (no CDN fonts, scripts or telemetry).
+
+Needs ``/usr/bin/chromium`` (``make test`` installs it with apt); skipped without it. Never
+let Playwright download a browser of its own. Screenshots of the key steps are written to
+``test-artifacts/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (requirements-dev.txt)")
+expect = sync_api.expect
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # as in conftest.py
+
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+VIEWPORT = {"width": 1280, "height": 1600}  # a desktop window, tall enough for the whole tab
+PAGE_LOAD_MS = 60_000  # the first load on 2 busy cores can take ~10 s
+PREDICT_MS = 90_000  # model load + predict of a real architecture on CPU
+UI_MS = 15_000  # a click, a dropdown, a toast
+
+TAB = "Semantic segmentation"
+LOCAL_MODEL = "U-Net (ShapesWorld)"
+PRETRAINED_MODEL = "DeepLabV3 MobileNetV3-Large"  # planted random weights (tests/conftest.py)
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (/usr/bin/chromium); `make test` installs it with apt"
+)
+
+
+# ---------------------------------------------------------------- browser and recording
+
+
+class Recorder:
+    """Every URL the pages of one browser context request, websockets and EventSource included."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self.page_errors: list[str] = []
+
+    def attach(self, context) -> None:
+        context.on("request", lambda request: self.urls.append(request.url))
+        context.on("page", self._attach_page)
+
+    def _attach_page(self, page) -> None:
+        page.on("websocket", lambda socket: self.urls.append(socket.url))
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+
+    def foreign(self, own_netloc: str) -> list[str]:
+        """The recorded URLs that go anywhere but the app (``data:`` and ``blob:`` stay in the page)."""
+        bad = []
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme in ("data", "blob"):
+                continue
+            if parts.scheme in ("http", "https", "ws", "wss") and parts.netloc == own_netloc:
+                continue
+            bad.append(url)
+        return sorted(set(bad))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def session(browser):
+    """A fresh context (no cookies, no cache) and the recorder of everything it requests."""
+    recorder = Recorder()
+    context = browser.new_context(viewport=VIEWPORT)
+    recorder.attach(context)
+    yield context, recorder
+    context.close()
+
+
+# ---------------------------------------------------------------- page helpers
+
+
+def screenshot(page, name: str) -> None:
+    """A full-page picture. The viewport is already as tall as the page (see VIEWPORT): growing
+    it for the capture would make Gradio move its toasts mid-transition, out of the picture."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for toast in page.get_by_test_id("toast-body").all():
+        expect(toast).to_have_css("opacity", "1", timeout=UI_MS)  # its fade-in is over
+        toast.hover(trial=True, timeout=UI_MS)  # and it stopped moving
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, name: str = "browser-failure.png"):
+    """Keep a picture of the page as it was when a step failed."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            screenshot(page, name)
+        raise
+
+
+def open_tab(context, recorder: Recorder, url: str):
+    """A new page on the app, with the segmentation tab shown; returns (page, tab panel)."""
+    page = context.new_page()
+    page.goto(url, timeout=PAGE_LOAD_MS)
+    tab = page.get_by_role("tab", name=TAB)
+    expect(tab).to_be_visible(timeout=PAGE_LOAD_MS)
+    # Gradio covers the whole app with a "Loading..." tracker until every component is mounted;
+    # a component that throws while mounting leaves it there for good.
+    loading = page.locator("[data-testid=status-tracker].full:not(.hide)").filter(has_text="Loading")
+    try:
+        expect(loading).to_have_count(0, timeout=PAGE_LOAD_MS)
+        loaded = True
+    except AssertionError:
+        loaded = False
+    if not loaded:
+        screenshot(page, "browser-failure.png")
+        pytest.fail(f"the page never finished loading (still 'Loading...'); JavaScript errors: {recorder.page_errors}")
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
+    panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name="Segment", exact=True))
+    expect(panel).to_have_count(1, timeout=UI_MS)
+    return page, panel
+
+
+def block(panel, label: str):
+    """The Gradio block (one component) whose label is exactly ``label``."""
+    title = panel.page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return panel.locator(".block").filter(has=title).last
+
+
+def choose_model(panel, title: str) -> None:
+    """Gradio 6 dropdown: click the combobox, then the option whose text contains ``title``."""
+    page = panel.page
+    combobox = panel.get_by_role("combobox", name="Model")
+    combobox.click()
+    option = page.get_by_role("option").filter(has_text=title)
+    expect(option).to_have_count(1, timeout=UI_MS)
+    option.click()
+    expect(combobox).to_have_value(re.compile(re.escape(title)), timeout=UI_MS)
+
+
+def click_example(panel, file_stem: str) -> None:
+    """Click the example whose file name starts with ``file_stem`` (the Examples gallery)."""
+    example = panel.page.locator(f"button.gallery-item:has(img[src*='/{file_stem}'])").first
+    expect(example).to_be_visible(timeout=UI_MS)
+    example.click()
+
+
+def overlay_src(panel) -> str | None:
+    image = block(panel, "Classes over the image").locator("img")
+    return image.first.get_attribute("src") if image.count() else None
+
+
+def error_toasts(page):
+    return page.locator("[data-testid=toast-body].error")
+
+
+def close_toasts(page) -> None:
+    for button in page.get_by_test_id("toast-close").all():
+        if button.is_visible():
+            button.click()
+    expect(page.get_by_test_id("toast-body")).to_have_count(0, timeout=UI_MS)
+
+
+def wait_for_result(panel, previous_src: str | None) -> dict[str, float]:
+    """Wait for a new overlay image (or fail fast on an error toast); return the legend as {class: %}."""
+    page = panel.page
+    images = block(panel, "Classes over the image").locator("img")
+    fresh = images.first if previous_src is None else images.and_(panel.page.locator(f"img:not([src={previous_src!r}])"))
+    expect(fresh.or_(error_toasts(page)).first).to_be_visible(timeout=PREDICT_MS)
+    if error_toasts(page).count():
+        message = error_toasts(page).first.get_by_test_id("toast-text").first.inner_text()
+        pytest.fail(f"the app showed an error instead of a result: {message!r}")
+    rows = panel.locator(".dvl-legend .dvl-legend-row")
+    expect(rows.first).to_be_visible(timeout=UI_MS)
+    legend = {}
+    for row in rows.all():
+        name = row.locator(".dvl-legend-name").inner_text().strip()
+        share = row.locator(".dvl-legend-share").inner_text().strip()
+        assert re.fullmatch(r"\d+(\.\d+)?%", share), f"legend row {name!r} shows {share!r}, not a percentage"
+        legend[name] = float(share.rstrip("%"))
+    return legend
+
+
+def categories(model_name: str) -> list[str]:
+    """The class names a model can put in the legend, read from its card or weights metadata."""
+    import models
+
+    source = models.spec(model_name).source
+    return list(source.card().get("classes", [])) if hasattr(source, "card") else list(source.weights.meta["categories"])
+
+
+# ---------------------------------------------------------------- the test
+
+
+def test_segmentation_tab_in_a_browser(app_url, session, tmp_path):
+    context, recorder = session
+    own = urlsplit(app_url).netloc
+
+    # 1-2. The page opens on the segmentation tab.
+    page, panel = open_tab(context, recorder, app_url)
+    with screenshot_on_failure(page):
+        expect(page.get_by_role("heading", name="Deep Vision Lab")).to_be_visible(timeout=UI_MS)
+        foreign = recorder.foreign(own)  # checked again at the end; most assets load now
+        assert not foreign, "loading the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+        # 3. Local model on an unseen ShapesWorld scene (the first example): the change of image runs it.
+        choose_model(panel, LOCAL_MODEL)
+        click_example(panel, "shapesworld-")
+        legend = wait_for_result(panel, previous_src=None)
+        screenshot(page, "browser-segmentation-local.png")
+        assert len(legend) >= 2, f"a ShapesWorld scene should show background and at least one shape; legend: {legend}"
+        assert "background" in legend, legend
+        unknown = set(legend) - set(categories("unet-shapes"))
+        assert not unknown, f"legend names {unknown} are not U-Net classes"
+        assert 99.0 <= sum(legend.values()) <= 101.0, f"shares should add up to 100%: {legend}"
+
+        # 4. A pretrained architecture (random planted weights: classes are meaningless) on a real photo.
+        choose_model(panel, PRETRAINED_MODEL)
+        expect(panel.get_by_text(PRETRAINED_MODEL, exact=True).first).to_be_visible(timeout=UI_MS)  # the model card
+        before = overlay_src(panel)
+        click_example(panel, "astronaut")
+        legend = wait_for_result(panel, previous_src=before)
+        screenshot(page, "browser-segmentation-pretrained.png")
+        assert legend, "no legend for the pretrained model"
+        unknown = set(legend) - set(categories("deeplabv3-mobilenet"))
+        assert not unknown, f"legend names {unknown} are not PASCAL VOC classes"
+
+        # 5. A file that is not an image: a clear message, no stack trace, and the server carries on.
+        broken = tmp_path / "broken.png"
+        broken.write_text("this is a text file, not a PNG\n")
+        block(panel, "Image").locator("input[type=file]").set_input_files(str(broken))
+        toast = error_toasts(page).first
+        text = toast.get_by_test_id("toast-text").first
+        expect(text).to_be_visible(timeout=PREDICT_MS)
+        expect(toast).to_be_in_viewport(ratio=1, timeout=UI_MS)  # slid in: the screenshot shows it
+        screenshot(page, "browser-error.png")
+        message = text.inner_text()
+        assert re.search(r"'broken\.png' is not an image", message), f"unclear error message: {message!r}"
+        assert "Please upload" in message, f"the message should say what to do: {message!r}"
+        for leak in ("Traceback", "/tmp/", "Error:", "Could not preprocess"):
+            assert leak not in message, f"the error message leaks internals ({leak!r}): {message!r}"
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        close_toasts(page)
+
+        before = overlay_src(panel)
+        click_example(panel, "chelsea")
+        legend = wait_for_result(panel, previous_src=before)
+        assert legend, "no legend after the error: the server stopped serving"
+        expect(error_toasts(page)).to_have_count(0)
+
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+
+        # 1 (end). Nothing left the machine: fonts, scripts, images, the queue's SSE/websocket.
+        assert recorder.urls, "no request was recorded"
+        foreign = recorder.foreign(own)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
