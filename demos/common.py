@@ -82,32 +82,6 @@ def save_output(image: Image.Image, stem: str) -> str:
     return handle.name
 
 
-class UploadedImage(gr.Image):
-    """An image input whose handler receives the uploaded file's path untouched.
-
-    Gradio's own ``Image.preprocess`` opens every upload with Pillow first; an empty, non-image
-    or giant file then fails inside Gradio and the page shows a bare "Error". Passing the raw
-    path on lets ``read_image`` give every bad file a clear message instead.
-    """
-
-    is_template = True  # keeps the block name "image", so the normal Image frontend is used
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(type="filepath", image_mode=None, **kwargs)
-
-    def get_config(self, cls=None):
-        # Gradio reads a component's props from its class's __init__ signature; ours only has
-        # **kwargs, so describe it to the frontend as the plain gr.Image it is.
-        return super().get_config(cls or gr.Image)
-
-    def preprocess(self, payload):
-        if payload is None:
-            return None
-        if payload.path and not (payload.url or "").startswith("data:"):
-            return payload.path
-        return super().preprocess(payload)  # base64 data URLs (webcam streaming)
-
-
 # ---------------------------------------------------------------- model picker
 
 

@@ -16,6 +16,7 @@ import models
 from models.segmentation import SegmentationOutput
 
 from . import common
+from .upload import UploadedImage
 from .upsampling import build_upsampling_panel
 
 TITLE = "Semantic segmentation"
@@ -95,7 +96,7 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column():
-            image = common.UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             model = common.model_picker(TASK)
             opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             run = gr.Button("Segment", variant="primary")
