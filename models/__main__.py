@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import registry
 from .sources import WeightsUnavailable
@@ -44,8 +45,8 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     trainer = _trainer(args.name)
-    kwargs = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {})
-    card = trainer.train(**kwargs)
+    kwargs = {"seed": args.seed, "eval_count": args.eval_count} | ({"steps": args.steps} if args.steps else {})
+    card = trainer.train(**kwargs, **({"out": Path(args.out)} if args.out else {}))
     print(json.dumps(card["metrics"], indent=2))
     return 0
 
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name")
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the weights and card here instead of weights/")
+    p.add_argument("--eval-count", type=int, default=500, help="unseen test scenes scored at the end")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("evaluate", help="score a local model on ShapesWorld scenes it never saw")
     p.add_argument("name")

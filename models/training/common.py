@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+from models.sources import WEIGHTS_DIR
+
 
 
 def seed_everything(seed: int) -> None:

@@ -12,6 +12,7 @@ lets the background dominate.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ import shapesworld
 from models.nets.unet import UNet, UNetConfig
 from models.segmentation import SegmentationOutput, unet_segmenter
 
-from .common import TrainLog, save_checkpoint, seed_everything
+from .common import WEIGHTS_DIR, TrainLog, save_checkpoint, seed_everything
 from .metrics import ConfusionMatrix
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -65,7 +66,16 @@ def evaluate(segmenter: Callable[[Image.Image], SegmentationOutput], seed: int =
     }
 
 
-def train(steps: int = 2800, batch: int = 16, lr: float = 4e-3, size: int = 128, seed: int = 0, name: str = "unet-shapes") -> dict:
+def train(
+    steps: int = 2800,
+    batch: int = 16,
+    lr: float = 4e-3,
+    size: int = 128,
+    seed: int = 0,
+    name: str = "unet-shapes",
+    out: Path = WEIGHTS_DIR,
+    eval_count: int = 500,
+) -> dict:
     seed_everything(seed)
     config = UNetConfig(num_classes=len(shapesworld.CLASSES))
     model = UNet(config)
@@ -85,7 +95,7 @@ def train(steps: int = 2800, batch: int = 16, lr: float = 4e-3, size: int = 128,
         sched.step()
         log.step(step, steps, loss=loss.item(), ce=ce.item())
     train_seconds = log.elapsed
-    metrics = evaluate(unet_segmenter(model.eval(), list(shapesworld.CLASSES), IMAGENET_MEAN, IMAGENET_STD), size=size)
+    metrics = evaluate(unet_segmenter(model.eval(), list(shapesworld.CLASSES), IMAGENET_MEAN, IMAGENET_STD), count=eval_count, size=size)
     print(f"test mean IoU {metrics['mean_iou']:.4f} {metrics['iou_per_class']}", flush=True)
     card = {
         "architecture": "models.nets.unet.UNet",
@@ -98,5 +108,5 @@ def train(steps: int = 2800, batch: int = 16, lr: float = 4e-3, size: int = 128,
         "metrics": metrics,
         "trained_at": time.strftime("%Y-%m-%d"),
     }
-    save_checkpoint(model, name, card)
+    save_checkpoint(model, name, card, out)
     return card
