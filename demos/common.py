@@ -204,11 +204,12 @@ def legend_html(shares: dict[str, float], categories: list[str], colours: np.nda
 _HEAT_STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
 
 
-def heatmap(values: np.ndarray) -> np.ndarray:
-    """Map a 2-D array to an 'inferno'-like RGB image, normalised to its own range."""
+def heatmap(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Map a 2-D array to an 'inferno'-like RGB image, over ``value_range`` or the array's own range."""
     v = values.astype(np.float32)
-    span = float(v.max() - v.min())
-    v = (v - v.min()) / span if span > 0 else np.zeros_like(v)
+    low_value, high_value = value_range if value_range else (float(v.min()), float(v.max()))
+    span = high_value - low_value
+    v = np.clip((v - low_value) / span, 0, 1) if span > 0 else np.zeros_like(v)
     position = v * (len(_HEAT_STOPS) - 1)
     low = np.floor(position).astype(int).clip(0, len(_HEAT_STOPS) - 2)
     frac = (position - low)[..., None]

@@ -30,6 +30,7 @@ class SegmentResult:
     mask: Image.Image  # palette PNG whose pixel values are class indices
     shares: dict[str, float]  # class -> fraction of pixels, largest first
     legend: str  # HTML
+    confidence: Image.Image  # the winning class's probability per pixel, dark = unsure
     output: SegmentationOutput
 
 
@@ -48,6 +49,7 @@ def render(image: Image.Image, output: SegmentationOutput, opacity: float) -> Se
         mask=common.indexed_mask(output.labels, colours),
         shares=shares,
         legend=common.legend_html(shares, output.categories, colours),
+        confidence=Image.fromarray(common.heatmap(output.confidence, value_range=(0.0, 1.0))),
         output=output,
     )
 
@@ -74,13 +76,13 @@ def feature_maps(image: Image.Image, model_name: str) -> list[tuple[Image.Image,
 def _segment_ui(image_path: str, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
     image = common.read_image(image_path)
     result = segment(image, model_name, opacity, progress)
-    return result.overlay, result.legend, common.save_output(result.mask, "mask"), result.shares
+    return result.overlay, result.legend, common.save_output(result.mask, "mask"), result.shares, result.confidence
 
 
 def _rerender(image_path: str | None, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
     """Redraw after a slider move (the prediction itself is cached); with no image, do nothing."""
     if not image_path:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return (gr.skip(),) * 5
     return _segment_ui(image_path, model_name, opacity, progress)
 
 
@@ -106,12 +108,18 @@ def build() -> None:
             )
             legend = gr.HTML(label="Legend")
             mask = gr.File(label="Mask (PNG; pixel value = class index)")
+            with gr.Accordion("Where is the model unsure?", open=False):
+                confidence = gr.Image(
+                    label="Confidence: probability of the chosen class (bright = sure, dark = unsure)",
+                    type="pil", format="png", interactive=False, height=240, elem_classes="dvl-image",
+                )
+                gr.Markdown("Uncertainty concentrates on object boundaries and on things the model never saw in training.")
             with gr.Accordion("Numbers", open=False):
                 shares = gr.JSON(label="Share of pixels per class")
             card = gr.Markdown(common.model_card_markdown(model.value))
     examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
-    inputs, outputs = [image, model, opacity], [overlay, legend, mask, shares]
+    inputs, outputs = [image, model, opacity], [overlay, legend, mask, shares, confidence]
     run.click(_segment_ui, inputs, outputs, api_name=ENDPOINT)
     # Segment as soon as an image arrives, whether uploaded or picked from the examples.
     image.upload(_segment_ui, inputs, outputs, api_visibility="private")

@@ -38,8 +38,8 @@ def test_the_api_lists_the_public_endpoints_only(client):
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
     path, scene = scene_file
-    overlay, legend, mask_path, shares = client.predict(handle_file(str(path)), "unet-shapes", 0.6, api_name="/segment")
-    assert Image.open(overlay).size == (128, 128)
+    overlay, legend, mask_path, shares, confidence = client.predict(handle_file(str(path)), "unet-shapes", 0.6, api_name="/segment")
+    assert Image.open(overlay).size == Image.open(confidence).size == (128, 128)
     mask = np.asarray(Image.open(mask_path))
     assert (mask == scene.semantic).mean() > 0.95
     assert set(shares) <= set(shapesworld.CLASSES) and abs(sum(shares.values()) - 1) < 1e-3
@@ -52,7 +52,7 @@ def test_segment_a_real_photo_with_a_pretrained_model(client):
     photo = Path(__file__).parent.parent / "test-artifacts" / "coffee.jpg"
     photo.parent.mkdir(exist_ok=True)
     Image.fromarray(data.coffee()).save(photo)
-    overlay, _, mask_path, shares = client.predict(handle_file(str(photo)), "lraspp-mobilenet", 0.5, api_name="/segment")
+    overlay, _, mask_path, shares, _ = client.predict(handle_file(str(photo)), "lraspp-mobilenet", 0.5, api_name="/segment")
     assert Image.open(overlay).size == (600, 400)
     assert Image.open(mask_path).size == (600, 400)
     assert set(shares) <= set(__import__("models").spec("lraspp-mobilenet").source.weights.meta["categories"])

@@ -50,6 +50,13 @@ def test_segment_returns_overlay_mask_and_shares_for_a_scene():
     assert set(result.shares) >= present - {c for c in present if (scene.semantic == shapesworld.CLASSES.index(c)).mean() < 0.01}
     for name in result.shares:
         assert name in result.legend
+    confidence = np.asarray(result.confidence)
+    assert confidence.shape == (*scene.semantic.shape, 3)
+    # The U-Net is least sure on object boundaries: darker there than inside regions.
+    edges = np.zeros_like(scene.semantic, bool)
+    edges[:, 1:] |= scene.semantic[:, 1:] != scene.semantic[:, :-1]
+    edges[1:, :] |= scene.semantic[1:, :] != scene.semantic[:-1, :]
+    assert result.output.confidence[edges].mean() < result.output.confidence[~edges].mean()
 
 
 def test_opacity_zero_shows_the_image_and_one_shows_the_classes():
