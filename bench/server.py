@@ -1,6 +1,7 @@
-"""The real app as its own process, for end-to-end numbers: start it, time it, always stop it.
+"""The real app as its own process: start it, time it, always stop it.
 
-Launched like a user (and tests/conftest.py's ``app_url`` fixture) launches it:
+Used by the benchmarks and by the end-to-end tests (tests/conftest.py). Launched as a user
+launches it:
 ``python app.py --port P --offline``, with TORCH_HOME pointing at the benchmark's weights.
 Its TMPDIR is a private temporary folder, so Gradio's upload cache, the app's example files
 and the mask PNGs it writes are deleted with it (and a start is a cold start: the app creates
@@ -36,7 +37,7 @@ class AppServer:
     waits for after ``make run``.
     """
 
-    def __init__(self, timeout_s: float = 120.0, poll_s: float = 0.05) -> None:
+    def __init__(self, timeout_s: float = 120.0, poll_s: float = 0.05, log_path: Path | None = None) -> None:
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.port = free_port()
@@ -45,7 +46,7 @@ class AppServer:
         self.process: subprocess.Popen | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="dvl-bench-server-")
         self.tmp = Path(self._tmp.name)
-        self.log_path = self.tmp / "app-server.log"
+        self.log_path = log_path or self.tmp / "app-server.log"  # pass one to keep the log afterwards
 
     @property
     def pid(self) -> int:

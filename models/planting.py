@@ -9,7 +9,6 @@ latency and memory are exactly those of the real model.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
@@ -27,13 +26,7 @@ def plant_random_weights(spec: ModelSpec, torch_home: Path, seed: int = 0) -> Pa
     if not isinstance(source, TorchvisionWeights):
         raise TypeError(f"{spec.name} is not a torchvision model; nothing to plant")
     torch.manual_seed(seed)
-    kwargs: dict = {"weights": None, "num_classes": len(source.weights.meta["categories"])}
-    parameters = inspect.signature(source.builder).parameters
-    if "weights_backbone" in parameters:
-        kwargs["weights_backbone"] = None
-    if "aux_loss" in parameters:
-        kwargs["aux_loss"] = True  # torchvision's released segmentation checkpoints carry the aux head
-    model = source.builder(**kwargs)
+    model = source.untrained(aux_loss=True)  # torchvision's released segmentation checkpoints carry the aux head
     path = torch_home / "hub" / "checkpoints" / source.filename
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)

@@ -111,15 +111,19 @@ class TorchvisionWeights:
             raise WeightsUnavailable(self._how_to_get())
         return self.builder(weights=self.weights)  # reads TORCH_HOME's cache, downloads if absent
 
-    def _build_from_file(self, path: Path) -> nn.Module:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    def untrained(self, aux_loss: bool = True) -> nn.Module:
+        """The architecture without weights, shaped like the released checkpoint (classes, aux head)."""
         kwargs: dict = {"weights": None, "num_classes": len(self.weights.meta["categories"])}
         parameters = inspect.signature(self.builder).parameters
         if "weights_backbone" in parameters:
             kwargs["weights_backbone"] = None
         if "aux_loss" in parameters:
-            kwargs["aux_loss"] = any(k.startswith("aux_classifier.") for k in state)
-        model = self.builder(**kwargs)
+            kwargs["aux_loss"] = aux_loss
+        return self.builder(**kwargs)
+
+    def _build_from_file(self, path: Path) -> nn.Module:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = self.untrained(aux_loss=any(k.startswith("aux_classifier.") for k in state))
         model.load_state_dict(state)
         return model
 
