@@ -93,8 +93,9 @@ def _features_ui(image_path: str, model_name: str):
 
 def build() -> None:
     gr.Markdown(
-        "Every pixel gets a class. Pretrained models know the 20 PASCAL VOC classes; the local U-Net "
-        "knows ShapesWorld's shapes and stick figures. Move the opacity slider to compare with the image."
+        "Every pixel gets a class. The pretrained models know the 20 PASCAL VOC classes (person, cat, car, …); "
+        "the local U-Net knows ShapesWorld's five shapes and stick figures. Move the opacity slider to compare "
+        "with the image. Try a real photo with the U-Net: a model only knows the world it was trained on."
     )
     with gr.Row():
         with gr.Column():
