@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -22,6 +22,7 @@ from torchvision.models import WeightsEnum
 
 from . import settings
 
+T = TypeVar("T")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
@@ -97,9 +98,7 @@ class TorchvisionWeights:
 
     def fetch(self) -> str:
         if not self.cache_path.exists():
-            if settings.offline():
-                raise WeightsUnavailable(self._how_to_get())
-            self.weights.get_state_dict(progress=True, check_hash=True)
+            self._download(lambda: self.weights.get_state_dict(progress=True, check_hash=True))
         return f"{self.filename}: in {self.cache_path.parent}"
 
     def build(self) -> nn.Module:
@@ -107,9 +106,18 @@ class TorchvisionWeights:
         explicit = self.explicit_path()
         if explicit:
             return self._build_from_file(explicit)
-        if not self.cache_path.exists() and settings.offline():
+        if self.cache_path.exists():
+            return self.builder(weights=self.weights)  # torchvision's own loader reads TORCH_HOME's cache
+        return self._download(lambda: self.builder(weights=self.weights))  # the same loader downloads first
+
+    def _download(self, action: Callable[[], T]) -> T:
+        """Run a downloading ``action`` unless offline; any failure becomes a clear WeightsUnavailable."""
+        if settings.offline():
             raise WeightsUnavailable(self._how_to_get())
-        return self.builder(weights=self.weights)  # reads TORCH_HOME's cache, downloads if absent
+        try:
+            return action()
+        except (OSError, RuntimeError) as error:  # no route, DNS, refused, truncated, hash mismatch
+            raise WeightsUnavailable(f"Downloading {self.filename} failed ({error}). {self._how_to_get()}") from error
 
     def untrained(self, aux_loss: bool = True) -> nn.Module:
         """The architecture without weights, shaped like the released checkpoint (classes, aux head)."""
@@ -129,7 +137,7 @@ class TorchvisionWeights:
 
     def _how_to_get(self) -> str:
         return (
-            f"The weights {self.filename} are not on this machine and the app is offline. "
+            f"The weights {self.filename} are not on this machine and cannot be downloaded from here. "
             f"On a connected machine run `python -m models prefetch`, or copy {self.filename} "
             f"into {self.cache_path.parent} (or into DVL_WEIGHTS_DIR). Until then, pick a local model."
         )

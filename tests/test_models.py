@@ -174,3 +174,19 @@ def test_offline_probe_is_quick_when_the_network_is_dead(monkeypatch):
     assert settings.offline() is True
     assert time.perf_counter() - start < 2.5
     settings._network_reachable.cache_clear()
+
+
+def test_a_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    """Online by setting, but the host cannot be reached: torchvision really tries, and we explain."""
+    for proxy in ("https_proxy", "HTTPS_PROXY"):  # a closed local port: fails the same with or without a network
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("DVL_OFFLINE", "0")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    spec = models.spec("lraspp-mobilenet")
+    assert spec.availability() is Availability.DOWNLOADABLE
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailable, match="Downloading lraspp_mobilenet_v3_large-d234d4ea.pth failed"):
+        spec.load(spec)
+    assert time.perf_counter() - start < 30
+    assert not spec.source.cache_path.exists()
