@@ -85,15 +85,23 @@ def save_output(image: Image.Image, stem: str) -> str:
 # ---------------------------------------------------------------- model picker
 
 
+def _picker_choices(task: str) -> list[tuple[str, str]]:
+    return [(spec.label, spec.name) for spec in models.for_task(task)]
+
+
 def model_picker(task: str, label: str = "Model") -> gr.Dropdown:
-    """A dropdown of the task's models showing tier and availability, set to the best usable one."""
-    specs = models.for_task(task)
-    return gr.Dropdown(
-        choices=[(spec.label, spec.name) for spec in specs],
+    """A dropdown of the task's models showing tier and availability, set to the best usable one.
+
+    The labels are refreshed on every page load, so a model downloaded since start-up shows as cached.
+    """
+    picker = gr.Dropdown(
+        choices=_picker_choices(task),
         value=models.default_for(task).name,
         label=label,
         info="local = trained here on ShapesWorld, runs offline · pretrained = canonical public weights",
     )
+    gr.on(None, lambda: gr.update(choices=_picker_choices(task)), None, picker, api_visibility="private", show_progress="hidden")
+    return picker
 
 
 def model_card_markdown(name: str) -> str:

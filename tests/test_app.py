@@ -22,7 +22,9 @@ def test_every_demo_declares_title_task_and_build():
         assert models.for_task(demo.TASK), f"{demo.TASK} has no models in the registry"
 
 
-def test_building_the_ui_loads_no_weights(blocks):
+def test_building_the_ui_loads_no_weights():
+    models.registry.cache.cache_clear()  # a fresh, empty cache, whatever earlier tests loaded
+    app.build_app()
     assert models.cache().loaded() == []
 
 

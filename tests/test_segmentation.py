@@ -109,3 +109,15 @@ def test_pretrained_tier_runs_the_same_predict_on_a_real_photo(planted_torch_hom
     assert result.output.labels.shape == (photo.height, photo.width)
     assert result.output.categories[0] == "__background__" and "cat" in result.output.categories
     assert result.overlay.size == photo.size
+
+
+def test_the_model_picker_relabels_a_model_once_its_weights_arrive(tmp_path, monkeypatch):
+    from demos.common import _picker_choices
+    from models.planting import plant_random_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    before = dict((name, label) for label, name in _picker_choices("segmentation"))
+    assert "unavailable offline" in before["fcn-resnet50"] and "shipped ✓" in before["unet-shapes"]
+    plant_random_weights(models.spec("fcn-resnet50"), tmp_path)
+    after = dict((name, label) for label, name in _picker_choices("segmentation"))
+    assert "cached ✓" in after["fcn-resnet50"]
