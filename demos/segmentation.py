@@ -111,10 +111,13 @@ def build() -> None:
             mask = gr.File(label="Mask (PNG; pixel value = class index)")
             with gr.Accordion("Where is the model unsure?", open=False):
                 confidence = gr.Image(
-                    label="Confidence: probability of the chosen class (bright = sure, dark = unsure)",
+                    label="Confidence (bright = sure, dark = unsure)",
                     type="pil", format="png", interactive=False, height=240, elem_classes="dvl-image",
                 )
-                gr.Markdown("Uncertainty concentrates on object boundaries and on things the model never saw in training.")
+                gr.Markdown(
+                    "Each pixel shows the softmax probability of the class the model chose, from 0 (dark) to 1 (bright). "
+                    "Uncertainty concentrates on object boundaries and on things the model never saw in training."
+                )
             with gr.Accordion("Numbers", open=False):
                 shares = gr.JSON(label="Share of pixels per class")
             card = gr.Markdown(common.model_card_markdown(model.value))
