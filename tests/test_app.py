@@ -36,7 +36,8 @@ def test_every_tab_exposes_its_main_action_as_a_named_endpoint(blocks):
 
 def test_flags_become_settings(monkeypatch):
     for var in ("DVL_DEVICE", "DVL_MEMORY_BUDGET_MB", "DVL_OFFLINE", "HF_HUB_OFFLINE", "DVL_WEIGHTS_DIR", "DVL_MAX_IMAGE_SIDE"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # records the original value, so the test leaves the environment as it found it
+        monkeypatch.delenv(var)
     args = app.parse_args(["--device", "cpu", "--memory-budget-mb", "512", "--offline", "--weights-dir", "/w", "--port", "9999"])
     app.configure_environment(args)
     assert (os.environ["DVL_DEVICE"], os.environ["DVL_MEMORY_BUDGET_MB"], os.environ["DVL_OFFLINE"]) == ("cpu", "512.0", "1")
