@@ -12,7 +12,6 @@ import html
 import logging
 import os
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Callable, ParamSpec, TypeVar
 
@@ -162,11 +161,6 @@ def class_colour(index: int) -> tuple[int, int, int]:
 
 def palette(count: int) -> np.ndarray:
     return np.array([class_colour(i) for i in range(count)], dtype=np.uint8)
-
-
-def label_colour(label: str) -> tuple[int, int, int]:
-    """A stable colour for a free-text label (zlib.crc32, never ``hash()``, which changes per process)."""
-    return class_colour(zlib.crc32(label.encode()) % 255 + 1)
 
 
 def overlay_labels(image: Image.Image, labels: np.ndarray, opacity: float, colours: np.ndarray) -> Image.Image:

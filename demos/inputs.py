@@ -27,7 +27,6 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "ImageSource",
     "load_image",
-    "to_array",
 ]
 
 #: Largest image (width x height, read from the file header *before* decoding) that is
@@ -104,20 +103,6 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE) -> Image.I
         )
     _check_min_size(image.size)
     return _fit(image, max_side)
-
-
-def to_array(image: Image.Image) -> np.ndarray:
-    """Return ``image`` as a writable uint8 H x W x 3 array.
-
-    Models and overlay code want arrays; going through :func:`load_image` first (when
-    the image is not already RGB) guarantees the shape and dtype are always the same.
-    """
-    if image.mode != "RGB":
-        image = load_image(image, max_side=max(image.size + (MIN_SIDE,)))
-    return np.array(image, dtype=np.uint8)
-
-
-# --------------------------------------------------------------------------- files
 
 
 def _load_file(path: Path, max_side: int) -> Image.Image:

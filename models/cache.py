@@ -46,7 +46,6 @@ class ModelCache:
         self._derived_entries = derived_entries
         self._lock = threading.Lock()
         self._name_locks: dict[str, threading.Lock] = {}
-        self.load_seconds: dict[str, float] = {}
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -75,9 +74,8 @@ class ModelCache:
                 on_load(f"Loading {spec.title} ({spec.params / 1e6:.1f} M parameters)…")
             start = time.perf_counter()
             model = self._prepare(spec.load(spec), spec)
-            self.load_seconds[name] = time.perf_counter() - start
             self._insert(name, model)
-            log.info("loaded %s in %.2f s", name, self.load_seconds[name])
+            log.info("loaded %s in %.2f s", name, time.perf_counter() - start)
             return model
 
     def derived(self, key: Hashable, compute: Callable[[], T]) -> T:

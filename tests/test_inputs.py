@@ -23,7 +23,7 @@ from corpus import (
     make_corpus,
 )
 from demos import inputs
-from demos.inputs import BadInput, load_image, to_array
+from demos.inputs import BadInput, load_image
 
 MAX_SIDE = 512  # below the large items' size, so downscaling is exercised
 
@@ -357,13 +357,3 @@ def test_bad_arrays(array: np.ndarray, hint: str) -> None:
     with pytest.raises(BadInput) as caught:
         load_image(array)
     _assert_user_message(str(caught.value), hint)
-
-
-def test_to_array() -> None:
-    base = base_photo()
-    array = to_array(base)
-    assert array.dtype == np.uint8 and array.shape == (BASE_SIZE[1], BASE_SIZE[0], 3)
-    assert array.flags.writeable
-    assert to_array(base.convert("RGBA")).shape == array.shape
-    big = Image.new("L", (2000, 10), 7)
-    assert to_array(big).shape == (10, 2000, 3)  # no resizing
