@@ -85,6 +85,12 @@ def build_app():
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_environment(args)
+    from models import settings
+
+    try:
+        settings.device()
+    except ValueError as error:  # a device this machine does not have: say so now, not on the first request
+        raise SystemExit(f"app.py: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import gradio as gr
 

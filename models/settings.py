@@ -27,6 +27,10 @@ PROBE_HOSTS = (("download.pytorch.org", 443), ("huggingface.co", 443))
 
 def device() -> torch.device:
     wanted = os.environ.get("DVL_DEVICE", "auto").lower()
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no CUDA GPU here; use auto or cpu")
+    if wanted == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device mps was asked for, but this machine has no Apple GPU; use auto or cpu")
     if wanted != "auto":
         return torch.device(wanted)
     if torch.cuda.is_available():

@@ -51,3 +51,13 @@ def test_space_listens_on_all_interfaces(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/deep-vision-lab")
     monkeypatch.delenv("DVL_HOST", raising=False)
     assert app.parse_args([]).host == "0.0.0.0"
+
+
+def test_asking_for_a_missing_gpu_is_a_clear_start_up_error(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for var, value in (("DVL_DEVICE", "cuda"), ("DVL_MEMORY_BUDGET_MB", "4096"), ("DVL_MAX_IMAGE_SIDE", "1024")):
+        monkeypatch.setenv(var, value)  # main() writes these; monkeypatch puts them back afterwards
+    with pytest.raises(SystemExit, match="no CUDA GPU"):
+        app.main(["--device", "cuda"])
