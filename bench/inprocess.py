@@ -60,7 +60,7 @@ def measure(name: str, repeats: int, warmup: int) -> InProcessResult:
     result.rss_after_load = machine.rss_bytes()
     result.params = sum(p.numel() for p in segmenter.parameters())
     pil = image.pil
-    height, width = segmenter.preprocess(pil).shape[-2:]
+    height, width = segmenter.preprocess(pil)[0].shape[-2:]
     result.network_size = f"{width}x{height}"
     can_reset = machine.reset_peak()
     result.predict = repeat(lambda _: segmenter(pil), repeats, warmup)

@@ -65,7 +65,7 @@ def feature_maps(image: Image.Image, model_name: str) -> list[tuple[Image.Image,
     if not hasattr(network, "forward_with_features"):
         raise ValueError("Feature maps are shown for the local U-Net; pick “U-Net (ShapesWorld)”.")
     with torch.inference_mode():
-        _, features = network.forward_with_features(model.preprocess(image))
+        _, features = network.forward_with_features(model.preprocess(image)[0])
     return [(common.channel_grid(f[0].float().cpu().numpy()), name) for name, f in features.items()]
 
 

@@ -41,24 +41,24 @@ class Segmenter(nn.Module):
         self.transform = transform
         self.size_multiple = size_multiple
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Normalised (1,3,H,W) tensor, padded so that H and W divide ``size_multiple``."""
+    def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Normalised (1,3,H,W) tensor padded so H and W divide ``size_multiple``, and the size before padding."""
         x = self.transform(image).unsqueeze(0)
-        pad_h = -x.shape[-2] % self.size_multiple
-        pad_w = -x.shape[-1] % self.size_multiple
+        size = (x.shape[-2], x.shape[-1])
+        pad_h = -size[0] % self.size_multiple
+        pad_w = -size[1] % self.size_multiple
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         param = next(self.network.parameters())
-        return x.to(param.device, param.dtype)
+        return x.to(param.device, param.dtype), size
 
     @torch.inference_mode()
     def forward(self, image: Image.Image) -> SegmentationOutput:
-        x = self.preprocess(image)
+        x, (height, width) = self.preprocess(image)
         logits = self.network(x)
         if isinstance(logits, dict):  # torchvision's models return {"out": ..., "aux": ...}
             logits = logits["out"]
-        resized_h, resized_w = self.transform(image).shape[-2:]
-        logits = logits[..., :resized_h, :resized_w].float()
+        logits = logits[..., :height, :width].float()  # drop the padding
         logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
         confidence, labels = logits.softmax(1)[0].max(0)
         return SegmentationOutput(labels.byte().cpu().numpy(), confidence.cpu().numpy(), self.categories)
