@@ -1,5 +1,5 @@
 """The tabs of Deep Vision Lab, in order. Each module has TITLE, TASK, ENDPOINT (its main API name) and ``build()``."""
 
-from . import segmentation
+from . import detection, segmentation
 
-ALL = [segmentation]
+ALL = [segmentation, detection]

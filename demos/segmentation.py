@@ -15,7 +15,7 @@ from PIL import Image
 import models
 from models.segmentation import SegmentationOutput
 
-from . import common
+from . import common, drawing, legends
 from .upload import UploadedImage
 from .upsampling import build_upsampling_panel
 
@@ -42,14 +42,14 @@ def predict(image: Image.Image, model_name: str, progress: gr.Progress | None = 
 
 def render(image: Image.Image, output: SegmentationOutput, opacity: float) -> SegmentResult:
     """Overlay, palette mask, pixel shares and legend for one prediction."""
-    colours = common.palette(len(output.categories))
-    shares = common.class_shares(output.labels, output.categories)
+    colours = drawing.palette(len(output.categories))
+    shares = legends.class_shares(output.labels, output.categories)
     return SegmentResult(
-        overlay=common.overlay_labels(image, output.labels, opacity, colours),
-        mask=common.indexed_mask(output.labels, colours),
+        overlay=drawing.overlay_labels(image, output.labels, opacity, colours),
+        mask=drawing.indexed_mask(output.labels, colours),
         shares=shares,
-        legend=common.legend_html(shares, output.categories, colours),
-        confidence=Image.fromarray(common.heatmap(output.confidence, value_range=(0.0, 1.0))),
+        legend=legends.legend_html(shares, output.categories, colours),
+        confidence=Image.fromarray(drawing.heatmap(output.confidence, value_range=(0.0, 1.0))),
         output=output,
     )
 
@@ -66,7 +66,7 @@ def feature_maps(image: Image.Image, model_name: str) -> list[tuple[Image.Image,
         raise ValueError("Feature maps are shown for the local U-Net; pick “U-Net (ShapesWorld)”.")
     with torch.inference_mode():
         _, features = network.forward_with_features(model.preprocess(image)[0])
-    return [(common.channel_grid(f[0].float().cpu().numpy()), name) for name, f in features.items()]
+    return [(drawing.channel_grid(f[0].float().cpu().numpy()), name) for name, f in features.items()]
 
 
 # ---------------------------------------------------------------- UI

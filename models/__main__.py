@@ -2,23 +2,40 @@
 
     python -m models list                                  # every model, tier, and whether it can run here
     python -m models prefetch [NAMES...] [--all]           # fill the library caches (Space build, air-gapped lab)
-    python -m models train unet-shapes [--steps N] [--seed S]
-    python -m models evaluate unet-shapes --seed 2000000 --count 500 [--json]
+    python -m models train NAME [--steps N] [--seed S] [--threads T]
+    python -m models evaluate NAME --seed 2000000 --count 500 [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import torch
 
 from . import registry
 from .sources import WeightsUnavailable
+from .training import detection as detection_training
 from .training import segmentation as segmentation_training
 
-# Local model name -> its trainer module (each has ``train(**kwargs)`` and ``evaluate(model, seed, count)``).
-TRAINERS = {"unet-shapes": segmentation_training}
+
+@dataclass(frozen=True)
+class Trainer:
+    """How to train one local model (``train(**kwargs) -> card``) and score it (``evaluate(model, seed, count)``)."""
+
+    train: Callable[..., dict]
+    evaluate: Callable[..., dict]
+
+
+TRAINERS = {
+    "unet-shapes": Trainer(segmentation_training.train, segmentation_training.evaluate),
+    **{name: Trainer(functools.partial(detection_training.train, name), detection_training.evaluate) for name in detection_training.RECIPES},
+}
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -45,6 +62,8 @@ def cmd_prefetch(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     trainer = _trainer(args.name)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # two runs side by side must not starve each other
     kwargs = {"seed": args.seed, "eval_count": args.eval_count} | ({"steps": args.steps} if args.steps else {})
     card = trainer.train(**kwargs, **({"out": Path(args.out)} if args.out else {}))
     print(json.dumps(card["metrics"], indent=2))
@@ -82,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the weights and card here instead of weights/")
     p.add_argument("--eval-count", type=int, default=500, help="unseen test scenes scored at the end")
+    p.add_argument("--threads", type=int, help="CPU threads for this run (default: torch's choice)")
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("evaluate", help="score a local model on ShapesWorld scenes it never saw")
     p.add_argument("name")

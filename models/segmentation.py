@@ -101,7 +101,7 @@ def _local_spec() -> ModelSpec:
     )
 
 
-def _torchvision_spec(name: str, title: str, weights, builder) -> ModelSpec:
+def _torchvision_spec(name: str, title: str, weights, builder, fast_on_cpu: bool = False) -> ModelSpec:
     metrics = weights.meta["_metrics"]["COCO-val2017-VOC-labels"]
     return ModelSpec(
         name=name,
@@ -114,6 +114,7 @@ def _torchvision_spec(name: str, title: str, weights, builder) -> ModelSpec:
         load=_load_torchvision,
         metrics={"COCO-val2017 (VOC labels) mIoU": metrics["miou"], "pixel acc": metrics["pixel_acc"]},
         about=f"`torchvision.models.segmentation.{builder.__name__}`",
+        fast_on_cpu=fast_on_cpu,
     )
 
 
@@ -124,7 +125,8 @@ def specs() -> list[ModelSpec]:
         _torchvision_spec("deeplabv3-resnet50", "DeepLabV3 ResNet-50", W.DeepLabV3_ResNet50_Weights.DEFAULT, W.deeplabv3_resnet50),
         _torchvision_spec("deeplabv3-resnet101", "DeepLabV3 ResNet-101", W.DeepLabV3_ResNet101_Weights.DEFAULT, W.deeplabv3_resnet101),
         _torchvision_spec(
-            "deeplabv3-mobilenet", "DeepLabV3 MobileNetV3-Large", W.DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT, W.deeplabv3_mobilenet_v3_large
+            "deeplabv3-mobilenet", "DeepLabV3 MobileNetV3-Large", W.DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT, W.deeplabv3_mobilenet_v3_large,
+            fast_on_cpu=True,
         ),
         _torchvision_spec("fcn-resnet50", "FCN ResNet-50", W.FCN_ResNet50_Weights.DEFAULT, W.fcn_resnet50),
         _torchvision_spec("lraspp-mobilenet", "LR-ASPP MobileNetV3-Large", W.LRASPP_MobileNet_V3_Large_Weights.DEFAULT, W.lraspp_mobilenet_v3_large),

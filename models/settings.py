@@ -49,6 +49,14 @@ def weights_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def hf_cache_dir() -> Path:
+    """Hugging Face's hub cache, read from the environment on every call (the library reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
 def offline() -> bool:
     """Whether downloads are off: by setting, or because the weight hosts cannot be reached.
 

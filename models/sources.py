@@ -1,8 +1,9 @@
 """Where a model's weights come from, and whether they are here.
 
-Resolution order for pretrained weights: an explicit file in DVL_WEIGHTS_DIR -> the library's
-own cache (TORCH_HOME for torchvision) -> a download, unless offline -> a clear error that
-says how to get them. Local weights ship in weights/ as safetensors with a JSON card.
+Resolution order for pretrained weights: an explicit file (or ``save_pretrained`` folder) in
+DVL_WEIGHTS_DIR -> the library's own cache (TORCH_HOME for torchvision, HF_HOME for Hugging
+Face) -> a download, unless offline -> a clear error that says how to get them. Local weights
+ship in weights/ as safetensors with a JSON card.
 """
 
 from __future__ import annotations
@@ -141,3 +142,74 @@ class TorchvisionWeights:
             f"On a connected machine run `python -m models prefetch`, or copy {self.filename} "
             f"into {self.cache_path.parent} (or into DVL_WEIGHTS_DIR). Until then, pick a local model."
         )
+
+
+@dataclass(frozen=True)
+class HuggingFaceWeights:
+    """A Hugging Face Hub repo, loaded by the library's own ``from_pretrained`` and its cache (HF_HOME)."""
+
+    repo_id: str
+    revision: str = "main"
+
+    @property
+    def filename(self) -> str:
+        return self.repo_id
+
+    def explicit_path(self) -> Path | None:
+        folder = settings.weights_dir()
+        path = folder / self.repo_id if folder else None
+        return path if path and (path / "config.json").exists() else None
+
+    def cached_snapshot(self) -> Path | None:
+        """The snapshot folder in the Hugging Face cache, if this repo is there."""
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(self.repo_id, revision=self.revision, cache_dir=settings.hf_cache_dir(), local_files_only=True))
+        except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+            return None
+
+    def availability(self) -> Availability:
+        if self.explicit_path() or self.cached_snapshot():
+            return Availability.CACHED
+        return Availability.UNAVAILABLE if settings.offline() else Availability.DOWNLOADABLE
+
+    def fetch(self) -> str:
+        from huggingface_hub import snapshot_download
+
+        path = self.cached_snapshot() or self._download(
+            lambda: snapshot_download(self.repo_id, revision=self.revision, cache_dir=settings.hf_cache_dir())
+        )
+        return f"{self.repo_id}: in {path}"
+
+    def build(self, *classes) -> tuple:
+        """``cls.from_pretrained(...)`` for each class (model, processor, ...), from one resolved location."""
+        explicit = self.explicit_path()
+        if explicit:
+            where, kwargs = str(explicit), {"local_files_only": True}
+        elif self.cached_snapshot():
+            where, kwargs = self.repo_id, {"revision": self.revision, "cache_dir": settings.hf_cache_dir(), "local_files_only": True}
+        elif settings.offline():
+            raise WeightsUnavailable(self._how_to_get())
+        else:
+            where, kwargs = self.repo_id, {"revision": self.revision, "cache_dir": settings.hf_cache_dir()}
+        load = lambda: tuple(cls.from_pretrained(where, **kwargs) for cls in classes)  # noqa: E731
+        return load() if kwargs.get("local_files_only") else self._download(load)
+
+    def _download(self, action: Callable[[], T]) -> T:
+        if settings.offline():
+            raise WeightsUnavailable(self._how_to_get())
+        try:
+            return action()
+        except (OSError, RuntimeError, ValueError) as error:  # unreachable hub, missing repo, truncated file
+            raise WeightsUnavailable(f"Downloading {self.repo_id} failed ({error}). {self._how_to_get()}") from error
+
+    def _how_to_get(self) -> str:
+        return (
+            f"The weights of {self.repo_id} are not on this machine and cannot be downloaded from here. "
+            f"On a connected machine run `python -m models prefetch`, and copy the Hugging Face cache "
+            f"({settings.hf_cache_dir()}) here, or put a `save_pretrained` folder at DVL_WEIGHTS_DIR/{self.repo_id}. "
+            "Until then, pick a local model."
+        )
+

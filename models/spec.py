@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 from torch import nn
 
-from .sources import Availability, LocalWeights, TorchvisionWeights
+from .sources import Availability, HuggingFaceWeights, LocalWeights, TorchvisionWeights
 
 Tier = Literal["pretrained", "local"]
 
@@ -24,13 +24,14 @@ class ModelSpec:
     task: str
     tier: Tier
     title: str
-    source: LocalWeights | TorchvisionWeights
+    source: LocalWeights | TorchvisionWeights | HuggingFaceWeights
     license: str
     params: int
     load: Callable[["ModelSpec"], nn.Module]
     metrics: dict = field(default_factory=dict)
     about: str = ""
     half_precision_ok: bool = True
+    fast_on_cpu: bool = False  # the task's default on a CPU (the most accurate one is too slow there)
 
     def availability(self) -> Availability:
         return self.source.availability()
@@ -38,4 +39,5 @@ class ModelSpec:
     @property
     def label(self) -> str:
         """How the model picker shows it: title, tier and whether it can run here."""
-        return f"{self.title} · {self.tier} · {self.availability().value}"
+        fast = " · fast on CPU" if self.fast_on_cpu else ""
+        return f"{self.title} · {self.tier}{fast} · {self.availability().value}"

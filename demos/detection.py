@@ -1,0 +1,358 @@
+"""Object detection tab: boxes, labels and scores, and how a detector gets from features to boxes.
+
+Pure functions first (``predict``, ``detect``, ``coco_results``, ``proposal_views``, ``nms_view``,
+``compare``), then ``build()``, which only wires them to widgets. The network runs once per
+(model, image): every threshold, class filter and teaching view re-uses its cached raw candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+import models
+from models.detection import SCORE_FLOOR, Detections, RawDetections, rpn_proposals, select
+
+from . import boxes, common, drawing
+from .upload import UploadedImage
+
+TITLE = "Object detection"
+TASK = "detection"
+ENDPOINT = "detect"  # the tab's main action, served at /detect
+
+PLACEHOLDERS = {"__background__", "background", "N/A"}  # category slots that are not classes (COCO's unused ids)
+TABLE_HEADERS = ["#", "label", "score", "x0", "y0", "x1", "y1"]
+
+
+@dataclass
+class Prediction:
+    raw: RawDetections
+    seconds: float  # how long the network took (the first time; later calls re-use it)
+
+
+@dataclass
+class DetectResult:
+    drawn: Image.Image
+    detections: Detections
+    records: list[dict]
+    coco: dict
+    summary: str
+
+
+def predict(image: Image.Image, model_name: str, progress: gr.Progress | None = None) -> Prediction:
+    """Raw candidates of ``image``; cached per (model, image), so thresholds and views never re-run the network."""
+    model = common.load_model(model_name, progress)
+
+    def run() -> Prediction:
+        start = time.perf_counter()
+        raw = model(image)
+        return Prediction(raw, time.perf_counter() - start)
+
+    return models.cache().derived(("detect", model_name, common.image_key(image)), run)
+
+
+def class_choices(model_name: str) -> list[str]:
+    """The class names a model can detect, for the class filter (placeholders left out)."""
+    categories = _categories(model_name)
+    return [c for c in dict.fromkeys(categories) if c not in PLACEHOLDERS]
+
+
+def _categories(model_name: str) -> list[str]:
+    spec = models.spec(model_name)
+    if spec.tier == "local":
+        return list(spec.source.card().get("classes", []))
+    if hasattr(spec.source, "weights"):
+        return list(spec.source.weights.meta["categories"])
+    return list(common.load_model(model_name).categories)  # DETR: from its config, once loaded
+
+
+def class_ids(categories: list[str], names: list[str] | None) -> set[int] | None:
+    """Category indices for the chosen class names (None: every class); an unknown name is a clear error."""
+    if not names:
+        return None
+    unknown = [n for n in names if n not in categories or n in PLACEHOLDERS]
+    if unknown:
+        raise ValueError(f"This model does not know {', '.join(map(repr, unknown))}. It knows: {', '.join(c for c in categories if c not in PLACEHOLDERS)}")
+    return {i for i, c in enumerate(categories) if c in names}
+
+
+def render(image: Image.Image, detections: Detections) -> Image.Image:
+    """Boxes in one fixed colour per class, each tagged with its label and score."""
+    return drawing.draw_boxes(
+        image,
+        detections.boxes,
+        [f"{detections.categories[c]} {s:.2f}" for c, s in zip(detections.labels, detections.scores)],
+        [drawing.class_colour(int(c)) for c in detections.labels],
+    )
+
+
+def coco_results(detections: Detections, image_size: tuple[int, int], file_name: str = "image.png") -> dict:
+    """COCO's format: the image, the category list, and one annotation per detection (bbox = x, y, w, h; with score).
+
+    ``annotations`` is also a valid results list for pycocotools' ``loadRes``.
+    """
+    width, height = image_size
+    annotations = []
+    for i, (box, score, label) in enumerate(zip(detections.boxes, detections.scores, detections.labels), start=1):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        annotations.append(
+            {
+                "id": i,
+                "image_id": 1,
+                "category_id": int(label),
+                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                "area": round((x1 - x0) * (y1 - y0), 2),
+                "score": round(float(score), 5),
+                "iscrowd": 0,
+            }
+        )
+    categories = [{"id": i, "name": c} for i, c in enumerate(detections.categories) if c not in PLACEHOLDERS]
+    return {"images": [{"id": 1, "file_name": file_name, "width": width, "height": height}], "categories": categories, "annotations": annotations}
+
+
+def detect(
+    image: Image.Image,
+    model_name: str,
+    score_threshold: float = 0.5,
+    nms_iou: float = 0.5,
+    classes: list[str] | None = None,
+    max_detections: int = 100,
+    progress: gr.Progress | None = None,
+) -> DetectResult:
+    """Detections of ``image`` at these thresholds, drawn, as records, and in COCO's format."""
+    _check_thresholds(score_threshold, nms_iou, max_detections)
+    prediction = predict(image, model_name, progress)
+    raw = prediction.raw
+    start = time.perf_counter()
+    found = select(raw, score_threshold, nms_iou, class_ids(raw.categories, classes), int(max_detections))
+    drawn = render(image, found)
+    refilter_ms = (time.perf_counter() - start) * 1000
+    nms_note = f"NMS at IoU {nms_iou:.2f}" if raw.uses_nms else "no NMS (DETR predicts a set: one query per object)"
+    summary = (
+        f"**{len(found)} detection{'s' * (len(found) != 1)}** above score {score_threshold:.2f} · "
+        f"{len(raw.scores)} raw candidates above {SCORE_FLOOR} · {nms_note}  \n"
+        f"network {prediction.seconds * 1000:.0f} ms (once per image) · thresholds and drawing {refilter_ms:.0f} ms"
+    )
+    return DetectResult(drawn, found, found.records(), coco_results(found, image.size), summary)
+
+
+def _check_thresholds(score_threshold: float, nms_iou: float, max_detections: float) -> None:
+    if not 0 <= score_threshold <= 1:
+        raise ValueError("The score threshold is a probability: between 0 and 1.")
+    if not 0 < nms_iou <= 1:
+        raise ValueError("The NMS IoU threshold lies in (0, 1]: 1 keeps every box.")
+    if not 1 <= max_detections <= 1000:
+        raise ValueError("Maximum detections: between 1 and 1000.")
+
+
+def table_rows(records: list[dict]) -> list[list]:
+    return [[i, r["label"], r["score"], *r["box"]] for i, r in enumerate(records, start=1)]
+
+
+# ---------------------------------------------------------------- teaching views
+
+
+def proposal_views(image: Image.Image, model_name: str, score_threshold: float, nms_iou: float, top_n: int = 50) -> list[tuple[Image.Image, str]]:
+    """Two-stage detection in three pictures: RPN proposals before NMS, after NMS, and the final detections."""
+    model = common.load_model(model_name)
+    stages = models.cache().derived(("proposals", model_name, common.image_key(image), int(top_n)), lambda: rpn_proposals(model, image, int(top_n)))
+    grey = (250, 250, 250)
+    before = drawing.draw_boxes(image, stages.before_nms, [""] * len(stages.before_nms), [grey] * len(stages.before_nms))
+    after = drawing.draw_boxes(image, stages.after_nms, [""] * len(stages.after_nms), [grey] * len(stages.after_nms))
+    final = detect(image, model_name, score_threshold, nms_iou)
+    return [
+        (before, f"1. RPN: top {len(stages.before_nms)} of {stages.pre_nms_top_n} proposals by objectness, before NMS"),
+        (after, f"2. after the RPN's NMS (IoU {stages.rpn_nms_iou:.1f}): top {len(stages.after_nms)} of {stages.extra['after_nms_total']} go to the box head"),
+        (final.drawn, f"3. final: {len(final.detections)} detections (box head, score > {score_threshold:.2f}, NMS {nms_iou:.2f})"),
+    ]
+
+
+def nms_view(image: Image.Image, model_name: str, score_threshold: float, nms_iou: float, class_name: str | None) -> tuple[Image.Image, list[list], str]:
+    """NMS on one class's candidates above the score threshold, step by step, at the current IoU threshold."""
+    raw = predict(image, model_name).raw
+    present = _classes_with_candidates(raw, score_threshold)
+    if not present:
+        raise ValueError(f"No candidate scores above {score_threshold:.2f}; lower the score threshold.")
+    name = class_name if class_name in present else present[0]
+    chosen = (raw.scores > score_threshold) & (raw.labels == raw.categories.index(name))
+    candidates, scores = raw.boxes[chosen], raw.scores[chosen]
+    steps = boxes.nms_walkthrough(candidates, scores, nms_iou)
+    kept = sum(s.kept for s in steps)
+    note = (
+        f"**{name}**: {len(steps)} candidates above {score_threshold:.2f}; NMS at IoU {nms_iou:.2f} keeps **{kept}**. "
+        "Walk down the table: the best box is kept, and every later box that overlaps a kept box by more than the threshold is suppressed."
+    )
+    if not raw.uses_nms:
+        note += " (This model does not use NMS: DETR's queries already avoid duplicates. This is what NMS *would* do.)"
+    return boxes.nms_figure(image, candidates, steps), boxes.nms_rows(steps), note
+
+
+def _classes_with_candidates(raw: RawDetections, score_threshold: float) -> list[str]:
+    labels = raw.labels[raw.scores > score_threshold]
+    counts = np.bincount(labels, minlength=len(raw.categories)) if len(labels) else np.zeros(len(raw.categories), int)
+    return [raw.categories[i] for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+
+
+def compare(image: Image.Image, model_a: str, model_b: str, score_threshold: float) -> list[tuple[Image.Image, str]]:
+    """The same image through two models, each with its network time."""
+    views = []
+    for name in (model_a, model_b):
+        result = detect(image, name, score_threshold, predict(image, name).raw.default_nms_iou)
+        seconds = predict(image, name).seconds
+        views.append((result.drawn, f"{models.spec(name).title}: {len(result.detections)} detections, network {seconds * 1000:.0f} ms"))
+    return views
+
+
+def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float, nms_iou: float) -> Image.Image | None:
+    """One webcam frame: detect without caching (every frame is new), draw."""
+    if frame is None:
+        return None
+    image = common.read_image(frame)
+    model = common.load_model(model_name)
+    found = select(model(image), score_threshold, nms_iou)
+    return render(image, found)
+
+
+# ---------------------------------------------------------------- UI
+
+
+@common.user_errors
+def _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress: gr.Progress = gr.Progress()):
+    image = common.read_image(image_path)
+    result = detect(image, model_name, score, nms_iou, classes, max_detections, progress)
+    return result.drawn, result.summary, table_rows(result.records), result.records, common.save_output(result.coco, "detections-coco")
+
+
+def _refilter(image_path, model_name, score, nms_iou, classes, max_detections, progress: gr.Progress = gr.Progress()):
+    """Redraw after a control moves (the network's output is cached); with no image, do nothing."""
+    if not image_path:
+        return (gr.skip(),) * 5
+    return _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress)
+
+
+@common.user_errors
+def _model_changed(model_name: str):
+    """A new model: its own classes in the filter, its own default NMS IoU, its card."""
+    nms_default = common.load_model(model_name).default_nms_iou
+    return gr.update(choices=class_choices(model_name), value=[]), nms_default, common.model_card_markdown(model_name)
+
+
+@common.user_errors
+def _proposals_ui(image_path, model_name, score, nms_iou, top_n):
+    if not image_path:
+        raise ValueError("Pick or upload an image first.")
+    return proposal_views(common.read_image(image_path), model_name, score, nms_iou, top_n)
+
+
+@common.user_errors
+def _nms_ui(image_path, model_name, score, nms_iou, class_name):
+    if not image_path:
+        raise ValueError("Pick or upload an image first.")
+    image = common.read_image(image_path)
+    figure, rows, note = nms_view(image, model_name, score, nms_iou, class_name)
+    present = _classes_with_candidates(predict(image, model_name).raw, score)
+    return figure, rows, note, gr.update(choices=present, value=class_name if class_name in present else present[0])
+
+
+@common.user_errors
+def _compare_ui(image_path, model_a, model_b, score):
+    if not image_path:
+        raise ValueError("Pick or upload an image first.")
+    return compare(common.read_image(image_path), model_a, model_b, score)
+
+
+_live = common.user_errors(live_frame)
+
+
+def build() -> None:
+    gr.Markdown(
+        "A detector finds each object and puts a box, a class and a score on it. Two-stage models (Faster R-CNN) first "
+        "propose regions, then classify each; one-stage models (RetinaNet, FCOS, SSD) predict boxes straight from every "
+        "feature-map location; DETR predicts a *set* of boxes with a transformer and needs no NMS. The local models know "
+        "ShapesWorld's shapes and stick figures; the pretrained ones COCO's 80 classes. Moving a control re-filters the "
+        "model's cached candidates: the network does not run again."
+    )
+    with gr.Row():
+        with gr.Column():
+            image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            model = common.model_picker(TASK)
+            with gr.Row():
+                score = gr.Slider(SCORE_FLOOR, 1, value=0.5, step=0.01, label="Score threshold")
+                nms_iou = gr.Slider(0.05, 1, value=0.5, step=0.01, label="NMS IoU threshold", info="1 = no suppression")
+            with gr.Row():
+                classes = gr.Dropdown(choices=class_choices(model.value), value=[], multiselect=True, label="Only these classes (empty: all)")
+                max_detections = gr.Slider(1, 300, value=100, step=1, label="Maximum detections")
+            run = gr.Button("Detect", variant="primary")
+        with gr.Column():
+            drawn = gr.Image(label="Detections", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+            summary = gr.Markdown()
+            table = gr.Dataframe(headers=TABLE_HEADERS, label="Detections (box corners in pixels)", interactive=False, max_height=260)
+            coco = gr.File(label="COCO results (JSON: images, categories, annotations with bbox = x, y, w, h and score)")
+            with gr.Accordion("Numbers", open=False):
+                records = gr.JSON(label="Detections as returned by /detect")
+            card = gr.Markdown(common.model_card_markdown(model.value))
+    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+
+    controls = [image, model, score, nms_iou, classes, max_detections]
+    outputs = [drawn, summary, table, records, coco]
+    run.click(_detect_ui, controls, outputs, api_name=ENDPOINT)
+    image.upload(_detect_ui, controls, outputs, api_visibility="private")
+    examples.load_input_event.then(_detect_ui, controls, outputs, api_visibility="private")
+    gr.on([score.release, nms_iou.release, max_detections.release, classes.input], _refilter, controls, outputs, api_visibility="private")
+    model.input(_model_changed, model, [classes, nms_iou, card], api_visibility="private").then(
+        _refilter, controls, outputs, api_visibility="private"
+    )
+
+    with gr.Accordion("Two-stage detectors: region proposals → NMS → detections", open=False):
+        gr.Markdown(
+            "Faster R-CNN's region proposal network scores thousands of anchors for *objectness* and refines them; its own "
+            "NMS thins them to a few hundred proposals; RoIAlign crops each proposal's features for the box head, which "
+            "classifies it and refines its box. Pick a Faster R-CNN model."
+        )
+        with gr.Row():
+            top_n = gr.Slider(5, 300, value=50, step=5, label="Proposals shown (top N)")
+            show_proposals = gr.Button("Show the stages")
+        stages = gr.Gallery(label="Stages", columns=3, height="auto", object_fit="contain")
+        show_proposals.click(_proposals_ui, [image, model, score, nms_iou, top_n], stages, api_visibility="private")
+
+    with gr.Accordion("NMS step by step", open=False):
+        gr.Markdown(
+            "Candidates of one class above the score threshold, best first. Each is kept unless it overlaps an already kept "
+            "box by more than the NMS IoU threshold. Move the threshold above and step again: lower suppresses more."
+        )
+        with gr.Row():
+            nms_class = gr.Dropdown(choices=[], label="Class", allow_custom_value=True)
+            show_nms = gr.Button("Step through NMS")
+        with gr.Row():
+            nms_figure = gr.Image(label="Kept (green, numbered) and suppressed (faint red)", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+            with gr.Column():
+                nms_note = gr.Markdown()
+                nms_table = gr.Dataframe(headers=["#", "score", "verdict", "why"], interactive=False, max_height=320)
+        show_nms.click(_nms_ui, [image, model, score, nms_iou, nms_class], [nms_figure, nms_table, nms_note, nms_class], api_visibility="private")
+
+    boxes.build_iou_panel()
+
+    with gr.Accordion("Compare two models on the same image", open=False):
+        with gr.Row():
+            model_a = common.model_picker(TASK, label="Model A")
+            model_b = common.model_picker(TASK, label="Model B", value=common.second_choice(TASK))
+            show_compare = gr.Button("Compare")
+        side_by_side = gr.Gallery(label="Side by side", columns=2, height="auto", object_fit="contain")
+        show_compare.click(_compare_ui, [image, model_a, model_b, score], side_by_side, api_visibility="private")
+
+    with gr.Accordion("Live: detect on your webcam", open=False):
+        gr.Markdown(
+            "Frames are sent a few times a second; while the model is busy, newer frames replace waiting ones, so it runs "
+            "at the rate the model sustains and never falls behind. Uses the model and thresholds chosen above."
+        )
+        with gr.Row():
+            webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", height=320)
+            live = gr.Image(label="Detections", type="pil", interactive=False, height=320)
+        webcam.stream(
+            _live, [webcam, model, score, nms_iou], live, stream_every=0.2, time_limit=120, trigger_mode="always_last",
+            concurrency_limit=2, api_visibility="private",
+        )

@@ -1,0 +1,132 @@
+"""Drawing shared by the tabs: a fixed class palette, mask overlays, heat maps, feature-map grids, boxes.
+
+Colours come from a fixed table (PASCAL VOC's colour map), never from ``hash()``, so a class
+keeps its colour across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def class_colour(index: int) -> tuple[int, int, int]:
+    """A fixed colour per class index: the PASCAL VOC colour map, the same in every process."""
+    r = g = b = 0
+    c = index
+    for shift in range(7, -1, -1):
+        r |= ((c >> 0) & 1) << shift
+        g |= ((c >> 1) & 1) << shift
+        b |= ((c >> 2) & 1) << shift
+        c >>= 3
+    return r, g, b
+
+
+def palette(count: int) -> np.ndarray:
+    return np.array([class_colour(i) for i in range(count)], dtype=np.uint8)
+
+
+def overlay_labels(image: Image.Image, labels: np.ndarray, opacity: float, colours: np.ndarray) -> Image.Image:
+    """Blend class colours over the image; class 0 (background) stays uncoloured."""
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    colour = colours[labels].astype(np.float32)
+    alpha = (labels > 0)[..., None] * float(np.clip(opacity, 0.0, 1.0))
+    return Image.fromarray((base * (1 - alpha) + colour * alpha).round().astype(np.uint8))
+
+
+def indexed_mask(labels: np.ndarray, colours: np.ndarray) -> Image.Image:
+    """A palette PNG: pixel values are class indices (for code), the palette makes it viewable."""
+    mask = Image.fromarray(labels.astype(np.uint8), mode="P")
+    flat = np.zeros((256, 3), np.uint8)
+    flat[: len(colours)] = colours
+    mask.putpalette(flat.ravel().tolist())
+    return mask
+
+
+_HEAT_STOPS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float32)
+
+
+def heatmap(values: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Map a 2-D array to an 'inferno'-like RGB image, over ``value_range`` or the array's own range."""
+    v = values.astype(np.float32)
+    low_value, high_value = value_range if value_range else (float(v.min()), float(v.max()))
+    span = high_value - low_value
+    v = np.clip((v - low_value) / span, 0, 1) if span > 0 else np.zeros_like(v)
+    position = v * (len(_HEAT_STOPS) - 1)
+    low = np.floor(position).astype(int).clip(0, len(_HEAT_STOPS) - 2)
+    frac = (position - low)[..., None]
+    return (_HEAT_STOPS[low] * (1 - frac) + _HEAT_STOPS[low + 1] * frac).astype(np.uint8)
+
+
+def channel_grid(maps: np.ndarray, max_channels: int = 16, tile: int = 64, gap: int = 2) -> Image.Image:
+    """Tile the first channels of a (C, H, W) feature map into one image, each channel normalised.
+
+    Each channel gets its own colour scale: the point is *where* a channel fires, not how much
+    compared with another channel.
+    """
+    shown = maps[:max_channels]
+    columns = int(np.ceil(np.sqrt(len(shown))))
+    rows = int(np.ceil(len(shown) / columns))
+    canvas = np.full((rows * (tile + gap) - gap, columns * (tile + gap) - gap, 3), 255, np.uint8)
+    for i, channel in enumerate(shown):
+        cell = Image.fromarray(heatmap(channel)).resize((tile, tile), Image.Resampling.NEAREST)
+        y, x = divmod(i, columns)
+        canvas[y * (tile + gap) : y * (tile + gap) + tile, x * (tile + gap) : x * (tile + gap) + tile] = np.asarray(cell)
+    return Image.fromarray(canvas)
+
+
+def display_scale(size: tuple[int, int], target: int = 512) -> int:
+    """Integer upscale that brings a small image's longer side near ``target`` (1 for large ones).
+
+    Boxes and text are drawn *after* upscaling with nearest neighbour, so a 128 px scene gets
+    crisp pixels, thin lines and readable labels instead of a blurry, blocky overlay.
+    """
+    return max(1, target // max(size))
+
+
+def text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on ``rgb`` (relative luminance)."""
+    r, g, b = rgb
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+
+
+def draw_boxes(
+    image: Image.Image,
+    boxes: np.ndarray,
+    captions: list[str],
+    colours: list[tuple[int, int, int]],
+    faint: list[bool] | None = None,
+    fills: list[float] | None = None,
+) -> Image.Image:
+    """Boxes with a caption tag each, sized for the image: readable on a 128 px scene and a 2000 px photo.
+
+    ``faint`` boxes (e.g. suppressed candidates) get a thin outline and no tag; ``fills`` tint
+    each box's inside with its colour at that opacity.
+    """
+    scale = display_scale(image.size)
+    canvas = image.convert("RGB")
+    if scale > 1:
+        canvas = canvas.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    longer = max(canvas.size)
+    line = max(2, round(longer / 250))
+    font = ImageFont.load_default(size=max(12, round(longer / 40)))
+    draw = ImageDraw.Draw(canvas, "RGBA")
+    faint = faint or [False] * len(captions)
+    order = sorted(range(len(captions)), key=lambda i: not faint[i])  # faint first, so solid boxes stay on top
+    for i in order:
+        x0, y0, x1, y1 = (float(v) * scale for v in boxes[i])
+        colour = tuple(int(c) for c in colours[i])
+        if fills and fills[i]:
+            draw.rectangle((x0, y0, x1, y1), fill=(*colour, int(255 * fills[i])))
+        if faint[i]:
+            draw.rectangle((x0, y0, x1, y1), outline=(*colour, 170), width=max(1, line // 2))
+            continue
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=line)
+        if captions[i]:
+            left, top, right, bottom = draw.textbbox((0, 0), captions[i], font=font)
+            w, h = right - left + 2 * line, bottom - top + 2 * line
+            ty = y0 - h if y0 - h >= 0 else y0  # above the box, or inside it at the top edge
+            tx = min(x0, canvas.width - w)
+            draw.rectangle((tx, ty, tx + w, ty + h), fill=colour)
+            draw.text((tx + line - left, ty + line - top), captions[i], fill=text_colour(colour), font=font)
+    return canvas

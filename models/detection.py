@@ -1,0 +1,339 @@
+"""Object detection models: one wrapper for every detector, both tiers, and their registry entries.
+
+``Detector`` runs a network once per image and keeps its *raw* candidates: every box above a
+low score floor, before non-maximum suppression. ``select`` then applies the user's score
+threshold, class filter, NMS IoU and maximum count, exactly as the library's own
+post-processing would, so moving a slider re-filters cached candidates and never re-runs the
+network. The pretrained torchvision detectors take their categories and input transform from
+the weights' metadata; DETR takes them from its Hugging Face config and image processor; the
+local detectors from their JSON card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.models import detection as tv_det
+from torchvision.ops import batched_nms
+from torchvision.transforms._presets import ObjectDetection
+
+from .nets.detection import DetectorConfig, build_detector
+from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
+from .spec import ModelSpec
+
+SCORE_FLOOR = 0.05
+"""Candidates below this score are dropped inside the network; the score slider starts here."""
+RAW_LIMIT = 1000
+"""At most this many raw candidates are kept per image (far more than any threshold shows)."""
+
+TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); trained on COCO train2017"
+
+
+@dataclass
+class RawDetections:
+    """Every candidate of one image above SCORE_FLOOR, before NMS, in the image's pixel coordinates."""
+
+    boxes: np.ndarray  # (N, 4) float32, x0 y0 x1 y1
+    scores: np.ndarray  # (N,) float32
+    labels: np.ndarray  # (N,) int64, indices into categories
+    categories: list[str]
+    image_size: tuple[int, int]  # (width, height)
+    uses_nms: bool = True  # DETR predicts a set: no NMS
+    default_nms_iou: float = 0.5  # the library's own default for this model
+
+
+@dataclass
+class Detections:
+    """The detections left after thresholds and NMS, best first; ``index`` points into the raw arrays."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    index: np.ndarray
+    categories: list[str]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def records(self) -> list[dict]:
+        """JSON-ready rows: label, score, box (x0, y0, x1, y1) in pixels."""
+        return [
+            {"label": self.categories[int(c)], "category_id": int(c), "score": round(float(s), 4), "box": [round(float(v), 1) for v in b]}
+            for b, s, c in zip(self.boxes, self.scores, self.labels)
+        ]
+
+
+def select(
+    raw: RawDetections,
+    score_threshold: float = 0.5,
+    nms_iou: float | None = None,
+    classes: set[int] | None = None,
+    max_detections: int = 100,
+) -> Detections:
+    """The library's post-processing, on cached candidates: score filter, per-class NMS, top-k.
+
+    Scores must exceed the threshold strictly, as in torchvision and transformers. ``nms_iou``
+    None means the model's own default; models that do not use NMS (DETR) ignore it.
+    """
+    keep = np.flatnonzero(raw.scores > score_threshold)
+    if classes is not None:
+        keep = keep[np.isin(raw.labels[keep], sorted(classes))]
+    if raw.uses_nms and len(keep):
+        iou = raw.default_nms_iou if nms_iou is None else nms_iou
+        boxes = torch.from_numpy(raw.boxes[keep])
+        kept = batched_nms(boxes, torch.from_numpy(raw.scores[keep]), torch.from_numpy(raw.labels[keep]), iou).numpy()
+        keep = keep[kept]
+    else:
+        keep = keep[np.argsort(-raw.scores[keep], kind="stable")]
+    keep = keep[: max(int(max_detections), 0)]
+    return Detections(raw.boxes[keep], raw.scores[keep], raw.labels[keep], keep, raw.categories)
+
+
+def open_postprocessing(network: nn.Module) -> float:
+    """Make a torchvision detector return every candidate above SCORE_FLOOR, un-suppressed.
+
+    Returns the network's own NMS IoU threshold (the default the app starts from). NMS at IoU
+    1.0 keeps every box: torchvision suppresses only boxes whose IoU *exceeds* the threshold.
+    """
+    head = network.roi_heads if hasattr(network, "roi_heads") else network
+    default = float(head.nms_thresh)
+    head.score_thresh = SCORE_FLOOR
+    head.nms_thresh = 1.0
+    head.detections_per_img = RAW_LIMIT
+    return default
+
+
+class Detector(nn.Module):
+    """A torchvision detection network plus its input transform and categories: PIL image in, raw candidates out."""
+
+    uses_nms = True
+
+    def __init__(self, network: nn.Module, categories: list[str], transform: nn.Module | None = None) -> None:
+        super().__init__()
+        self.network = network
+        self.categories = list(categories)
+        self.transform = transform or ObjectDetection()
+        self.default_nms_iou = open_postprocessing(network)
+
+    @property
+    def two_stage(self) -> bool:
+        """Faster R-CNN and its kin: region proposals first, then a box head per proposal."""
+        return hasattr(self.network, "rpn")
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        param = next(self.network.parameters())
+        return self.transform(image).to(param.device, param.dtype)
+
+    @torch.inference_mode()
+    def forward(self, image: Image.Image) -> RawDetections:
+        output = self.network([self.preprocess(image)])[0]
+        return RawDetections(
+            boxes=output["boxes"].float().cpu().numpy(),
+            scores=output["scores"].float().cpu().numpy(),
+            labels=output["labels"].cpu().numpy().astype(np.int64),
+            categories=self.categories,
+            image_size=image.size,
+            default_nms_iou=self.default_nms_iou,
+        )
+
+
+@dataclass
+class ProposalStages:
+    """A two-stage detector's region proposals: the RPN's top candidates before and after its NMS."""
+
+    before_nms: np.ndarray  # (N, 4) boxes in image pixels, best objectness first
+    before_scores: np.ndarray
+    after_nms: np.ndarray
+    after_scores: np.ndarray
+    pre_nms_top_n: int = 0
+    rpn_nms_iou: float = 0.7
+    extra: dict = field(default_factory=dict)
+
+
+@torch.inference_mode()
+def rpn_proposals(detector: Detector, image: Image.Image, top_n: int = 50) -> ProposalStages:
+    """What the region proposal network proposes for ``image``, through torchvision's own RPN code.
+
+    Before NMS: the RPN's highest-objectness boxes (its own ``_get_top_n_idx`` per level).
+    After NMS: what ``filter_proposals`` keeps, i.e. what the box head really receives.
+    Both are mapped back from the network's resized input to the image's pixels.
+    """
+    network = detector.network
+    if not detector.two_stage:
+        raise ValueError("Region proposals exist only in two-stage detectors (Faster R-CNN); pick one.")
+    rpn = network.rpn
+    images, _ = network.transform([detector.preprocess(image)])
+    features = list(network.backbone(images.tensors).values())
+    objectness, deltas = rpn.head(features)
+    anchors = rpn.anchor_generator(images, features)
+    per_level = [o[0].numel() for o in objectness]
+    objectness, deltas = tv_det.rpn.concat_box_prediction_layers(objectness, deltas)
+    boxes = rpn.box_coder.decode(deltas.detach(), anchors).view(1, -1, 4)
+    kept_boxes, kept_scores = rpn.filter_proposals(boxes, objectness, images.image_sizes, per_level)
+    scores = objectness.view(1, -1)
+    top = rpn._get_top_n_idx(scores, per_level)
+    top_boxes = boxes[0, top[0]]
+    top_scores = scores[0, top[0]].sigmoid()
+    order = top_scores.argsort(descending=True)
+    top_boxes, top_scores = top_boxes[order], top_scores[order]
+    to_image = _to_image_pixels(images.image_sizes[0], image)
+    return ProposalStages(
+        before_nms=to_image(top_boxes[:top_n]),
+        before_scores=top_scores[:top_n].float().cpu().numpy(),
+        after_nms=to_image(kept_boxes[0][:top_n]),
+        after_scores=kept_scores[0][:top_n].float().cpu().numpy(),
+        pre_nms_top_n=int(top_scores.numel()),
+        rpn_nms_iou=float(rpn.nms_thresh),
+        extra={"after_nms_total": int(kept_boxes[0].shape[0])},
+    )
+
+
+def _to_image_pixels(resized: tuple[int, int], image: Image.Image):
+    scale = torch.tensor([image.width / resized[1], image.height / resized[0]] * 2)
+
+    def convert(boxes: torch.Tensor) -> np.ndarray:
+        return (boxes.float().cpu() * scale).numpy()
+
+    return convert
+
+
+# ---------------------------------------------------------------- DETR (transformers)
+
+
+class DetrDetector(nn.Module):
+    """DETR through transformers: its image processor in, ``post_process_object_detection`` out."""
+
+    uses_nms = False
+    two_stage = False
+    default_nms_iou = 1.0
+
+    def __init__(self, network: nn.Module, processor) -> None:
+        super().__init__()
+        self.network = network
+        self.processor = processor
+        id2label = network.config.id2label
+        self.categories = [id2label.get(i, "N/A") for i in range(network.config.num_labels)]
+
+    @torch.inference_mode()
+    def forward(self, image: Image.Image) -> RawDetections:
+        param = next(self.network.parameters())
+        inputs = self.processor(images=image, return_tensors="pt").to(param.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(param.dtype)
+        outputs = self.network(**inputs)
+        result = self.processor.post_process_object_detection(outputs, threshold=SCORE_FLOOR, target_sizes=[(image.height, image.width)])[0]
+        return RawDetections(
+            boxes=result["boxes"].float().cpu().numpy().reshape(-1, 4),
+            scores=result["scores"].float().cpu().numpy(),
+            labels=result["labels"].cpu().numpy().astype(np.int64),
+            categories=self.categories,
+            image_size=image.size,
+            uses_nms=False,
+            default_nms_iou=1.0,
+        )
+
+
+# ---------------------------------------------------------------- loaders and registry entries
+
+
+def _load_torchvision(spec: ModelSpec) -> Detector:
+    source: TorchvisionWeights = spec.source  # type: ignore[assignment]
+    return Detector(source.build(), source.weights.meta["categories"], source.weights.transforms())
+
+
+def _load_local(spec: ModelSpec) -> Detector:
+    source: LocalWeights = spec.source  # type: ignore[assignment]
+    state = source.state_dict()  # first: a missing file must say how to train it
+    card = source.card()
+    network = build_detector(DetectorConfig.from_dict(card["config"]))
+    network.load_state_dict({k: v.float() for k, v in state.items()})
+    return Detector(network, card["classes"])
+
+
+def _load_detr(spec: ModelSpec) -> DetrDetector:
+    source: HuggingFaceWeights = spec.source  # type: ignore[assignment]
+    from transformers import DetrForObjectDetection, DetrImageProcessor
+
+    network, processor = source.build(DetrForObjectDetection, DetrImageProcessor)
+    return DetrDetector(network, processor)
+
+
+def _torchvision_spec(name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False) -> ModelSpec:
+    metrics = weights.meta["_metrics"]["COCO-val2017"]
+    return ModelSpec(
+        name=name,
+        task="detection",
+        tier="pretrained",
+        title=title,
+        source=TorchvisionWeights(weights, builder),
+        license=TORCHVISION_LICENSE,
+        params=weights.meta["num_params"],
+        load=_load_torchvision,
+        metrics={"COCO val2017 box mAP": metrics["box_map"]},
+        about=f"`torchvision.models.detection.{builder.__name__}`" + (f" · {about}" if about else ""),
+        fast_on_cpu=fast_on_cpu,
+    )
+
+
+def _local_spec(name: str, title: str, about: str) -> ModelSpec:
+    source = LocalWeights(name)
+    card = source.card()
+    metrics = card.get("metrics", {})
+    return ModelSpec(
+        name=name,
+        task="detection",
+        tier="local",
+        title=title,
+        source=source,
+        license="MIT (this project)",
+        params=card.get("parameters", 0),
+        load=_load_local,
+        metrics={"ShapesWorld test mAP@0.5": metrics.get("map_50"), "mAP@[.5:.95]": metrics.get("map")},
+        about=f"`models/nets/detection.py` · {about} · trained by `python -m models train {name}`",
+    )
+
+
+DETR_REPO = "facebook/detr-resnet-50"
+
+
+def specs() -> list[ModelSpec]:
+    """Detection models, most accurate first; on a CPU the one marked ``fast_on_cpu`` is the default."""
+    W = tv_det
+    return [
+        _torchvision_spec(
+            "fasterrcnn-resnet50-v2", "Faster R-CNN ResNet-50 FPN v2", W.FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT, W.fasterrcnn_resnet50_fpn_v2,
+            "two-stage",
+        ),
+        _torchvision_spec(
+            "retinanet-resnet50-v2", "RetinaNet ResNet-50 FPN v2", W.RetinaNet_ResNet50_FPN_V2_Weights.DEFAULT, W.retinanet_resnet50_fpn_v2,
+            "one-stage, anchors, focal loss",
+        ),
+        ModelSpec(
+            name="detr-resnet50",
+            task="detection",
+            tier="pretrained",
+            title="DETR ResNet-50",
+            source=HuggingFaceWeights(DETR_REPO),
+            license="Apache-2.0 (facebook/detr-resnet-50); trained on COCO train2017",
+            params=41_524_768,
+            load=_load_detr,
+            metrics={"COCO val2017 box mAP": 42.0},
+            about="`transformers.DetrForObjectDetection` (timm ResNet-50 backbone) · transformer, set prediction, no NMS",
+            half_precision_ok=False,
+        ),
+        _torchvision_spec("fcos-resnet50", "FCOS ResNet-50 FPN", W.FCOS_ResNet50_FPN_Weights.DEFAULT, W.fcos_resnet50_fpn, "one-stage, anchor-free"),
+        _torchvision_spec(
+            "fasterrcnn-mobilenet", "Faster R-CNN MobileNetV3-Large FPN", W.FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT,
+            W.fasterrcnn_mobilenet_v3_large_fpn, "two-stage", fast_on_cpu=True,
+        ),
+        _torchvision_spec(
+            "fasterrcnn-mobilenet-320", "Faster R-CNN MobileNetV3-Large 320 FPN", W.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.DEFAULT,
+            W.fasterrcnn_mobilenet_v3_large_320_fpn, "two-stage, low resolution",
+        ),
+        _torchvision_spec("ssdlite-mobilenet", "SSDlite320 MobileNetV3-Large", W.SSDLite320_MobileNet_V3_Large_Weights.DEFAULT, W.ssdlite320_mobilenet_v3_large, "one-stage"),
+        _local_spec("fasterrcnn-shapes", "Faster R-CNN (ShapesWorld)", "two-stage"),
+        _local_spec("fcos-shapes", "FCOS (ShapesWorld)", "one-stage, anchor-free"),
+    ]
