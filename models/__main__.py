@@ -21,6 +21,8 @@ import torch
 from . import registry
 from .sources import WeightsUnavailable
 from .training import detection as detection_training
+from .training import instances as instances_training
+from .training import pose as pose_training
 from .training import segmentation as segmentation_training
 
 
@@ -34,7 +36,11 @@ class Trainer:
 
 TRAINERS = {
     "unet-shapes": Trainer(segmentation_training.train, segmentation_training.evaluate),
-    **{name: Trainer(functools.partial(detection_training.train, name), detection_training.evaluate) for name in detection_training.RECIPES},
+    **{
+        name: Trainer(functools.partial(module.train, name), module.evaluate)
+        for module in (detection_training, instances_training, pose_training)
+        for name in module.RECIPES
+    },
 }
 
 

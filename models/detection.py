@@ -11,6 +11,7 @@ local detectors from their JSON card.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,14 @@ SCORE_FLOOR = 0.05
 """Candidates below this score are dropped inside the network; the score slider starts here."""
 RAW_LIMIT = 1000
 """At most this many raw candidates are kept per image (far more than any threshold shows)."""
+RAW_LIMIT_PER_INSTANCE = 100
+"""Fewer for Mask and Keypoint R-CNN, which paste a full-size mask or decode a heatmap per candidate."""
+
+COCO_PERSON_SKELETON = [
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+]
+"""COCO's person skeleton (its annotation file's ``skeleton``, made 0-based), over torchvision's ``keypoint_names``."""
 
 TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); trained on COCO train2017"
 
@@ -44,6 +53,9 @@ class RawDetections:
     image_size: tuple[int, int]  # (width, height)
     uses_nms: bool = True  # DETR predicts a set: no NMS
     default_nms_iou: float = 0.5  # the library's own default for this model
+    masks: np.ndarray | None = None  # Mask R-CNN: (N, H, W) uint8, mask probability x 255 at the image's size
+    keypoints: np.ndarray | None = None  # Keypoint R-CNN: (N, K, 2) x, y in pixels
+    keypoint_scores: np.ndarray | None = None  # (N, K) the heatmap's peak logit per keypoint
 
 
 @dataclass
@@ -55,6 +67,9 @@ class Detections:
     labels: np.ndarray
     index: np.ndarray
     categories: list[str]
+    masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    keypoint_scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -90,10 +105,13 @@ def select(
     else:
         keep = keep[np.argsort(-raw.scores[keep], kind="stable")]
     keep = keep[: max(int(max_detections), 0)]
-    return Detections(raw.boxes[keep], raw.scores[keep], raw.labels[keep], keep, raw.categories)
+    pick = lambda values: None if values is None else values[keep]  # noqa: E731
+    return Detections(
+        raw.boxes[keep], raw.scores[keep], raw.labels[keep], keep, raw.categories, pick(raw.masks), pick(raw.keypoints), pick(raw.keypoint_scores)
+    )
 
 
-def open_postprocessing(network: nn.Module) -> float:
+def open_postprocessing(network: nn.Module, limit: int = RAW_LIMIT) -> float:
     """Make a torchvision detector return every candidate above SCORE_FLOOR, un-suppressed.
 
     Returns the network's own NMS IoU threshold (the default the app starts from). NMS at IoU
@@ -103,21 +121,36 @@ def open_postprocessing(network: nn.Module) -> float:
     default = float(head.nms_thresh)
     head.score_thresh = SCORE_FLOOR
     head.nms_thresh = 1.0
-    head.detections_per_img = RAW_LIMIT
+    head.detections_per_img = limit
     return default
 
 
 class Detector(nn.Module):
-    """A torchvision detection network plus its input transform and categories: PIL image in, raw candidates out."""
+    """A torchvision detection network plus its input transform and categories: PIL image in, raw candidates out.
+
+    The same wrapper serves Mask R-CNN (raw masks too) and Keypoint R-CNN (keypoints, their names
+    and skeleton too).
+    """
 
     uses_nms = True
 
-    def __init__(self, network: nn.Module, categories: list[str], transform: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        categories: list[str],
+        transform: nn.Module | None = None,
+        keypoint_names: list[str] | None = None,
+        skeleton: list[tuple[int, int]] | None = None,
+    ) -> None:
         super().__init__()
         self.network = network
         self.categories = list(categories)
         self.transform = transform or ObjectDetection()
-        self.default_nms_iou = open_postprocessing(network)
+        self.keypoint_names = list(keypoint_names or [])
+        self.skeleton = list(skeleton or [])
+        heads = getattr(network, "roi_heads", None)
+        per_instance = heads is not None and (heads.has_mask() or heads.has_keypoint())
+        self.default_nms_iou = open_postprocessing(network, RAW_LIMIT_PER_INSTANCE if per_instance else RAW_LIMIT)
 
     @property
     def two_stage(self) -> bool:
@@ -131,6 +164,9 @@ class Detector(nn.Module):
     @torch.inference_mode()
     def forward(self, image: Image.Image) -> RawDetections:
         output = self.network([self.preprocess(image)])[0]
+        masks = output.get("masks")
+        keypoints = output.get("keypoints")
+        keypoint_scores = output.get("keypoints_scores")
         return RawDetections(
             boxes=output["boxes"].float().cpu().numpy(),
             scores=output["scores"].float().cpu().numpy(),
@@ -138,6 +174,9 @@ class Detector(nn.Module):
             categories=self.categories,
             image_size=image.size,
             default_nms_iou=self.default_nms_iou,
+            masks=None if masks is None else (masks[:, 0].float() * 255).round().byte().cpu().numpy(),
+            keypoints=None if keypoints is None else keypoints[..., :2].float().cpu().numpy(),
+            keypoint_scores=None if keypoint_scores is None else keypoint_scores.float().cpu().numpy(),
         )
 
 
@@ -241,7 +280,10 @@ class DetrDetector(nn.Module):
 
 def _load_torchvision(spec: ModelSpec) -> Detector:
     source: TorchvisionWeights = spec.source  # type: ignore[assignment]
-    return Detector(source.build(), source.weights.meta["categories"], source.weights.transforms())
+    meta = source.weights.meta
+    names = meta.get("keypoint_names")
+    skeleton = COCO_PERSON_SKELETON if names else None
+    return Detector(source.build(), meta["categories"], source.weights.transforms(), keypoint_names=names, skeleton=skeleton)
 
 
 def _load_local(spec: ModelSpec) -> Detector:
@@ -250,7 +292,8 @@ def _load_local(spec: ModelSpec) -> Detector:
     card = source.card()
     network = build_detector(DetectorConfig.from_dict(card["config"]))
     network.load_state_dict({k: v.float() for k, v in state.items()})
-    return Detector(network, card["classes"])
+    skeleton = [tuple(limb) for limb in card.get("skeleton", [])]
+    return Detector(network, card["classes"], keypoint_names=card.get("keypoints"), skeleton=skeleton)
 
 
 def _load_detr(spec: ModelSpec) -> DetrDetector:
@@ -261,53 +304,57 @@ def _load_detr(spec: ModelSpec) -> DetrDetector:
     return DetrDetector(network, processor)
 
 
-def _torchvision_spec(name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False) -> ModelSpec:
+_METRIC_NAMES = {"box_map": "box mAP", "mask_map": "mask mAP", "kp_map": "keypoint mAP"}
+
+
+def torchvision_spec(task: str, name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False) -> ModelSpec:
+    """A pretrained torchvision detector (boxes, masks or keypoints): metrics and size from the weights' meta."""
     metrics = weights.meta["_metrics"]["COCO-val2017"]
     return ModelSpec(
         name=name,
-        task="detection",
+        task=task,
         tier="pretrained",
         title=title,
         source=TorchvisionWeights(weights, builder),
         license=TORCHVISION_LICENSE,
         params=weights.meta["num_params"],
         load=_load_torchvision,
-        metrics={"COCO val2017 box mAP": metrics["box_map"]},
+        metrics={f"COCO val2017 {_METRIC_NAMES[k]}": v for k, v in metrics.items()},
         about=f"`torchvision.models.detection.{builder.__name__}`" + (f" · {about}" if about else ""),
         fast_on_cpu=fast_on_cpu,
     )
 
 
-def _local_spec(name: str, title: str, about: str) -> ModelSpec:
+def local_spec(task: str, name: str, title: str, about: str, metrics: dict[str, str]) -> ModelSpec:
+    """A detector trained here; ``metrics`` maps what the picker shows to the card's metric keys."""
     source = LocalWeights(name)
     card = source.card()
-    metrics = card.get("metrics", {})
+    measured = card.get("metrics", {})
     return ModelSpec(
         name=name,
-        task="detection",
+        task=task,
         tier="local",
         title=title,
         source=source,
         license="MIT (this project)",
         params=card.get("parameters", 0),
         load=_load_local,
-        metrics={"ShapesWorld test mAP@0.5": metrics.get("map_50"), "mAP@[.5:.95]": metrics.get("map")},
+        metrics={label: measured.get(key) for label, key in metrics.items()},
         about=f"`models/nets/detection.py` · {about} · trained by `python -m models train {name}`",
     )
 
 
 DETR_REPO = "facebook/detr-resnet-50"
+LOCAL_METRICS = {"ShapesWorld test mAP@0.5": "map_50", "mAP@[.5:.95]": "map"}
 
 
 def specs() -> list[ModelSpec]:
     """Detection models, most accurate first; on a CPU the one marked ``fast_on_cpu`` is the default."""
     W = tv_det
+    tv = functools.partial(torchvision_spec, "detection")
     return [
-        _torchvision_spec(
-            "fasterrcnn-resnet50-v2", "Faster R-CNN ResNet-50 FPN v2", W.FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT, W.fasterrcnn_resnet50_fpn_v2,
-            "two-stage",
-        ),
-        _torchvision_spec(
+        tv("fasterrcnn-resnet50-v2", "Faster R-CNN ResNet-50 FPN v2", W.FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT, W.fasterrcnn_resnet50_fpn_v2, "two-stage"),
+        tv(
             "retinanet-resnet50-v2", "RetinaNet ResNet-50 FPN v2", W.RetinaNet_ResNet50_FPN_V2_Weights.DEFAULT, W.retinanet_resnet50_fpn_v2,
             "one-stage, anchors, focal loss",
         ),
@@ -324,16 +371,16 @@ def specs() -> list[ModelSpec]:
             about="`transformers.DetrForObjectDetection` (timm ResNet-50 backbone) · transformer, set prediction, no NMS",
             half_precision_ok=False,
         ),
-        _torchvision_spec("fcos-resnet50", "FCOS ResNet-50 FPN", W.FCOS_ResNet50_FPN_Weights.DEFAULT, W.fcos_resnet50_fpn, "one-stage, anchor-free"),
-        _torchvision_spec(
+        tv("fcos-resnet50", "FCOS ResNet-50 FPN", W.FCOS_ResNet50_FPN_Weights.DEFAULT, W.fcos_resnet50_fpn, "one-stage, anchor-free"),
+        tv(
             "fasterrcnn-mobilenet", "Faster R-CNN MobileNetV3-Large FPN", W.FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT,
             W.fasterrcnn_mobilenet_v3_large_fpn, "two-stage", fast_on_cpu=True,
         ),
-        _torchvision_spec(
+        tv(
             "fasterrcnn-mobilenet-320", "Faster R-CNN MobileNetV3-Large 320 FPN", W.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.DEFAULT,
             W.fasterrcnn_mobilenet_v3_large_320_fpn, "two-stage, low resolution",
         ),
-        _torchvision_spec("ssdlite-mobilenet", "SSDlite320 MobileNetV3-Large", W.SSDLite320_MobileNet_V3_Large_Weights.DEFAULT, W.ssdlite320_mobilenet_v3_large, "one-stage"),
-        _local_spec("fasterrcnn-shapes", "Faster R-CNN (ShapesWorld)", "two-stage"),
-        _local_spec("fcos-shapes", "FCOS (ShapesWorld)", "one-stage, anchor-free"),
+        tv("ssdlite-mobilenet", "SSDlite320 MobileNetV3-Large", W.SSDLite320_MobileNet_V3_Large_Weights.DEFAULT, W.ssdlite320_mobilenet_v3_large, "one-stage"),
+        local_spec("detection", "fasterrcnn-shapes", "Faster R-CNN (ShapesWorld)", "two-stage", LOCAL_METRICS),
+        local_spec("detection", "fcos-shapes", "FCOS (ShapesWorld)", "one-stage, anchor-free", LOCAL_METRICS),
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import detection, segmentation
+from . import detection, instances, pose, segmentation
 from .cache import ModelCache
 from .spec import ModelSpec
 
@@ -12,7 +12,7 @@ from .spec import ModelSpec
 @functools.cache
 def all_specs() -> dict[str, ModelSpec]:
     """Every model, in each task's preference order. Later tasks add their ``specs()`` here."""
-    return {spec.name: spec for spec in [*segmentation.specs(), *detection.specs()]}
+    return {spec.name: spec for spec in [*segmentation.specs(), *detection.specs(), *instances.specs(), *pose.specs()]}
 
 
 def spec(name: str) -> ModelSpec:

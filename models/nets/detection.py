@@ -18,10 +18,12 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 from torch import nn
-from torchvision.models.detection import FCOS, FasterRCNN
+from torchvision.models.detection import FCOS, FasterRCNN, KeypointRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -33,8 +35,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class DetectorConfig:
     """Everything needed to rebuild a local detector; stored in its JSON card."""
 
-    family: str  # "faster_rcnn" | "fcos"
+    family: str  # "faster_rcnn" | "fcos" | "mask_rcnn" | "keypoint_rcnn"
     num_classes: int  # including background at index 0
+    num_keypoints: int = 0  # keypoint_rcnn only
     widths: tuple[int, ...] = (16, 32, 64, 128)  # stem, then one stage per FPN input (strides 4, 8, 16)
     fpn_channels: int = 64
     image_size: int = 128  # min_size = max_size: scenes are processed at their native size
@@ -95,30 +98,54 @@ def build_detector(config: DetectorConfig) -> nn.Module:
         image_mean=list(IMAGENET_MEAN),
         image_std=list(IMAGENET_STD),
     )
-    if config.family == "faster_rcnn":
-        # Anchors 3x the stride (12 px at stride 4 ... 96 px at stride 32), three aspect ratios:
-        # that covers the 10-75 px shapes and the tall stick figures.
-        anchors = AnchorGenerator(sizes=tuple((3 * s,) for s in strides), aspect_ratios=((0.5, 1.0, 2.0),) * len(strides))
-        roi_pool = MultiScaleRoIAlign(featmap_names=[str(i) for i in range(len(strides) - 1)], output_size=7, sampling_ratio=2)
-        return FasterRCNN(
-            backbone,
-            rpn_anchor_generator=anchors,
-            box_roi_pool=roi_pool,
-            box_head=TwoMLPHead(config.fpn_channels * 7 * 7, config.box_head_width),
-            box_predictor=FastRCNNPredictor(config.box_head_width, config.num_classes),
-            # Fewer proposals and sampled RoIs than the COCO defaults: a scene has at most 8 objects.
-            rpn_pre_nms_top_n_train=600,
-            rpn_post_nms_top_n_train=300,
-            rpn_pre_nms_top_n_test=300,
-            rpn_post_nms_top_n_test=100,
-            rpn_batch_size_per_image=128,
-            box_batch_size_per_image=128,
-            **common,
-        )
+    if config.family in ("faster_rcnn", "mask_rcnn", "keypoint_rcnn"):
+        return _two_stage(config, backbone, strides, common)
     if config.family == "fcos":
         # FCOS reads an anchor's size as its level's scale: level k regresses objects whose
         # farthest side lies 4x to 8x that size away, so sizes equal to the strides suit 10-75 px.
         anchors = AnchorGenerator(sizes=tuple((s,) for s in strides), aspect_ratios=((1.0,),) * len(strides))
         return FCOS(backbone, num_classes=config.num_classes, anchor_generator=anchors, **common)
     raise ValueError(f"unknown detector family {config.family!r}")
+
+
+def _two_stage(config: DetectorConfig, backbone: BackboneWithFPN, strides: tuple[int, ...], common: dict) -> nn.Module:
+    """Faster R-CNN, and its mask and keypoint variants: the same RPN and box head, plus one more RoI head."""
+    # Anchors 3x the stride (12 px at stride 4 ... 96 px at stride 32), three aspect ratios:
+    # that covers the 10-75 px shapes and the tall stick figures.
+    anchors = AnchorGenerator(sizes=tuple((3 * s,) for s in strides), aspect_ratios=((0.5, 1.0, 2.0),) * len(strides))
+    levels = [str(i) for i in range(len(strides) - 1)]
+    channels = config.fpn_channels
+    kwargs = dict(
+        rpn_anchor_generator=anchors,
+        box_roi_pool=MultiScaleRoIAlign(featmap_names=levels, output_size=7, sampling_ratio=2),
+        box_head=TwoMLPHead(channels * 7 * 7, config.box_head_width),
+        box_predictor=FastRCNNPredictor(config.box_head_width, config.num_classes),
+        # Fewer proposals and sampled RoIs than the COCO defaults: a scene has at most 8 objects.
+        rpn_pre_nms_top_n_train=600,
+        rpn_post_nms_top_n_train=300,
+        rpn_pre_nms_top_n_test=300,
+        rpn_post_nms_top_n_test=100,
+        rpn_batch_size_per_image=128,
+        box_batch_size_per_image=128,
+        **common,
+    )
+    if config.family == "faster_rcnn":
+        return FasterRCNN(backbone, **kwargs)
+    if config.family == "mask_rcnn":
+        # Four 3x3 convolutions on a 14x14 RoIAlign crop, then a transposed convolution to a 28x28 mask per class.
+        return MaskRCNN(
+            backbone,
+            mask_roi_pool=MultiScaleRoIAlign(featmap_names=levels, output_size=14, sampling_ratio=2),
+            mask_head=MaskRCNNHeads(channels, [channels] * 4, 1),
+            mask_predictor=MaskRCNNPredictor(channels, channels, config.num_classes),
+            **kwargs,
+        )
+    # Keypoint R-CNN: a 14x14 crop per person, convolutions, then one heatmap per keypoint (56x56).
+    return KeypointRCNN(
+        backbone,
+        keypoint_roi_pool=MultiScaleRoIAlign(featmap_names=levels, output_size=14, sampling_ratio=2),
+        keypoint_head=KeypointRCNNHeads(channels, [2 * channels] * 4),
+        keypoint_predictor=KeypointRCNNPredictor(2 * channels, config.num_keypoints),
+        **kwargs,
+    )
 

@@ -31,12 +31,32 @@ TEST_SEED = shapesworld.SPLITS["test"].start
 VAL_SEED = shapesworld.SPLITS["val"].start
 
 
+def box_targets(scene: shapesworld.Scene) -> dict[str, torch.Tensor]:
+    return {"boxes": torch.from_numpy(scene.boxes), "labels": torch.from_numpy(scene.labels)}
+
+
 @dataclass(frozen=True)
 class Recipe:
-    family: str
+    """How one local detector is built, fed and scored; the training loop (``fit``) is the same for all."""
+
+    family: str  # a DetectorConfig family
     steps: int
+    targets: Callable[[shapesworld.Scene], dict[str, torch.Tensor]] = box_targets
+    evaluate: Callable[..., dict] | None = None  # None: box mAP (``evaluate`` below)
+    classes: tuple[str, ...] = shapesworld.CLASSES
+    num_keypoints: int = 0
+    people: tuple[int, int] = (0, 2)  # stick figures per training scene
     batch: int = 8
     lr: float = 2e-3
+
+    def wrap(self, network: torch.nn.Module) -> Detector:
+        """The app's own wrapper around a network being trained, for scoring it."""
+        keypoints = dict(keypoint_names=list(shapesworld.KEYPOINTS), skeleton=skeleton_indices()) if self.num_keypoints else {}
+        return Detector(network.eval(), list(self.classes), **keypoints)
+
+
+def skeleton_indices() -> list[tuple[int, int]]:
+    return [(shapesworld.KEYPOINTS.index(a), shapesworld.KEYPOINTS.index(b)) for a, b in shapesworld.SKELETON]
 
 
 RECIPES = {
@@ -45,12 +65,11 @@ RECIPES = {
 }
 
 
-def scene_batch(seeds: range, size: int) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+def scene_batch(seeds: range, size: int, recipe: Recipe) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Images in [0, 1] (the detector normalises them itself) and torchvision-style targets."""
-    scenes = [shapesworld.generate(s, size) for s in seeds]
+    scenes = [shapesworld.generate(s, size, people=recipe.people) for s in seeds]
     images = [torch.from_numpy(s.image).permute(2, 0, 1).float() / 255 for s in scenes]
-    targets = [{"boxes": torch.from_numpy(s.boxes), "labels": torch.from_numpy(s.labels)} for s in scenes]
-    return images, targets
+    return images, [recipe.targets(s) for s in scenes]
 
 
 def evaluate(detector: Callable[[Image.Image], RawDetections], seed: int = TEST_SEED, count: int = 500, size: int = 128) -> dict:
@@ -80,28 +99,37 @@ def evaluate(detector: Callable[[Image.Image], RawDetections], seed: int = TEST_
     }
 
 
-def train(
+def train(name: str, **kwargs) -> dict:
+    """Train local detector ``name`` (a key of RECIPES) from scratch and save it with its card."""
+    return fit(name, RECIPES[name], **kwargs)
+
+
+def fit(
     name: str,
+    recipe: Recipe,
     steps: int | None = None,
     seed: int = 0,
     out: Path = WEIGHTS_DIR,
     eval_count: int = 500,
     size: int = 128,
 ) -> dict:
-    """Train local detector ``name`` (a key of RECIPES) from scratch and save it with its card."""
-    recipe = RECIPES[name]
+    """The training loop every local detector shares: AdamW, one-cycle schedule, fresh scenes every step."""
     steps = steps or recipe.steps
+    score = recipe.evaluate or evaluate
     seed_everything(seed)
-    config = DetectorConfig(family=recipe.family, num_classes=len(shapesworld.CLASSES), image_size=size)
+    config = DetectorConfig(family=recipe.family, num_classes=len(recipe.classes), image_size=size, num_keypoints=recipe.num_keypoints)
     network = build_detector(config)
     opt = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=0.1)
     log = TrainLog()
     first = shapesworld.SPLITS["train"].start + seed * steps * recipe.batch
-    classes = list(shapesworld.CLASSES)
+    classes = list(recipe.classes)
+    card_base = {"config": config.to_dict(), "classes": classes}
+    if recipe.num_keypoints:
+        card_base |= {"keypoints": list(shapesworld.KEYPOINTS), "skeleton": skeleton_indices()}
     for step in range(1, steps + 1):
         network.train()
-        images, targets = scene_batch(range(first + (step - 1) * recipe.batch, first + step * recipe.batch), size)
+        images, targets = scene_batch(range(first + (step - 1) * recipe.batch, first + step * recipe.batch), size, recipe)
         losses = network(images, targets)
         loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)
@@ -111,20 +139,18 @@ def train(
         sched.step()
         log.step(step, steps, loss=loss.item(), **{k.removeprefix("loss_"): v.item() for k, v in losses.items()})
         if step % 1000 == 0 and step != steps:  # a quick look at unseen (validation) scenes as it trains
-            quick = evaluate(Detector(network.eval(), classes), seed=VAL_SEED, count=50, size=size)
-            print(f"  val mAP@0.5 {quick['map_50']:.3f} mAP {quick['map']:.3f}", flush=True)
-            save_checkpoint(network, name, {"config": config.to_dict(), "classes": classes, "step": step}, RUNS_DIR / name)
+            quick = score(recipe.wrap(network), seed=VAL_SEED, count=50, size=size)
+            print("  val " + " ".join(f"{k} {v:.3f}" for k, v in quick.items() if isinstance(v, float)), flush=True)
+            save_checkpoint(network, name, card_base | {"step": step}, RUNS_DIR / name)
     train_seconds = log.elapsed
-    network.eval()
-    metrics = evaluate(Detector(network, classes), count=eval_count, size=size)
-    print(f"test mAP@0.5 {metrics['map_50']:.4f} mAP@[.5:.95] {metrics['map']:.4f} {metrics['map_per_class']}", flush=True)
+    metrics = score(recipe.wrap(network), count=eval_count, size=size)
+    print("test " + " ".join(f"{k} {v}" for k, v in metrics.items()), flush=True)
     card = {
-        "architecture": f"torchvision.models.detection.{'FasterRCNN' if recipe.family == 'faster_rcnn' else 'FCOS'} + models.nets.detection.ConvBackbone",
-        "config": config.to_dict(),
-        "classes": classes,
+        "architecture": f"torchvision.models.detection.{type(network).__name__} + models.nets.detection.ConvBackbone",
+        **card_base,
         "preprocessing": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "native_size": size, "note": "inside the network (GeneralizedRCNNTransform)"},
         "seed": seed,
-        "train": {"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "scenes_seen": steps * recipe.batch, "first_seed": first},
+        "train": {"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "scenes_seen": steps * recipe.batch, "first_seed": first, "people_per_scene": list(recipe.people)},
         "train_seconds": round(train_seconds, 1),
         "metrics": metrics,
         "trained_at": time.strftime("%Y-%m-%d"),
