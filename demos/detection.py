@@ -17,21 +17,15 @@ from PIL import Image
 import models
 from models.detection import SCORE_FLOOR, Detections, RawDetections, rpn_proposals, select
 
-from . import boxes, common, drawing
+from . import boxes, common, detector_outputs, drawing
+from .detector_outputs import PLACEHOLDERS, class_ids, coco_results, predict
 from .upload import UploadedImage
 
 TITLE = "Object detection"
 TASK = "detection"
 ENDPOINT = "detect"  # the tab's main action, served at /detect
 
-PLACEHOLDERS = {"__background__", "background", "N/A"}  # category slots that are not classes (COCO's unused ids)
 TABLE_HEADERS = ["#", "label", "score", "x0", "y0", "x1", "y1"]
-
-
-@dataclass
-class Prediction:
-    raw: RawDetections
-    seconds: float  # how long the network took (the first time; later calls re-use it)
 
 
 @dataclass
@@ -41,18 +35,6 @@ class DetectResult:
     records: list[dict]
     coco: dict
     summary: str
-
-
-def predict(image: Image.Image, model_name: str, progress: gr.Progress | None = None) -> Prediction:
-    """Raw candidates of ``image``; cached per (model, image), so thresholds and views never re-run the network."""
-    model = common.load_model(model_name, progress)
-
-    def run() -> Prediction:
-        start = time.perf_counter()
-        raw = model(image)
-        return Prediction(raw, time.perf_counter() - start)
-
-    return models.cache().derived(("detect", model_name, common.image_key(image)), run)
 
 
 def class_choices(model_name: str) -> list[str]:
@@ -70,16 +52,6 @@ def _categories(model_name: str) -> list[str]:
     return list(common.load_model(model_name).categories)  # DETR: from its config, once loaded
 
 
-def class_ids(categories: list[str], names: list[str] | None) -> set[int] | None:
-    """Category indices for the chosen class names (None: every class); an unknown name is a clear error."""
-    if not names:
-        return None
-    unknown = [n for n in names if n not in categories or n in PLACEHOLDERS]
-    if unknown:
-        raise ValueError(f"This model does not know {', '.join(map(repr, unknown))}. It knows: {', '.join(c for c in categories if c not in PLACEHOLDERS)}")
-    return {i for i, c in enumerate(categories) if c in names}
-
-
 def render(image: Image.Image, detections: Detections) -> Image.Image:
     """Boxes in one fixed colour per class, each tagged with its label and score."""
     return drawing.draw_boxes(
@@ -88,30 +60,6 @@ def render(image: Image.Image, detections: Detections) -> Image.Image:
         [f"{detections.categories[c]} {s:.2f}" for c, s in zip(detections.labels, detections.scores)],
         [drawing.class_colour(int(c)) for c in detections.labels],
     )
-
-
-def coco_results(detections: Detections, image_size: tuple[int, int], file_name: str = "image.png") -> dict:
-    """COCO's format: the image, the category list, and one annotation per detection (bbox = x, y, w, h; with score).
-
-    ``annotations`` is also a valid results list for pycocotools' ``loadRes``.
-    """
-    width, height = image_size
-    annotations = []
-    for i, (box, score, label) in enumerate(zip(detections.boxes, detections.scores, detections.labels), start=1):
-        x0, y0, x1, y1 = (float(v) for v in box)
-        annotations.append(
-            {
-                "id": i,
-                "image_id": 1,
-                "category_id": int(label),
-                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
-                "area": round((x1 - x0) * (y1 - y0), 2),
-                "score": round(float(score), 5),
-                "iscrowd": 0,
-            }
-        )
-    categories = [{"id": i, "name": c} for i, c in enumerate(detections.categories) if c not in PLACEHOLDERS]
-    return {"images": [{"id": 1, "file_name": file_name, "width": width, "height": height}], "categories": categories, "annotations": annotations}
 
 
 def detect(
@@ -124,7 +72,7 @@ def detect(
     progress: gr.Progress | None = None,
 ) -> DetectResult:
     """Detections of ``image`` at these thresholds, drawn, as records, and in COCO's format."""
-    _check_thresholds(score_threshold, nms_iou, max_detections)
+    detector_outputs.check_thresholds(score_threshold, max_detections, nms_iou)
     prediction = predict(image, model_name, progress)
     raw = prediction.raw
     start = time.perf_counter()
@@ -138,15 +86,6 @@ def detect(
         f"network {prediction.seconds * 1000:.0f} ms (once per image) · thresholds and drawing {refilter_ms:.0f} ms"
     )
     return DetectResult(drawn, found, found.records(), coco_results(found, image.size), summary)
-
-
-def _check_thresholds(score_threshold: float, nms_iou: float, max_detections: float) -> None:
-    if not 0 <= score_threshold <= 1:
-        raise ValueError("The score threshold is a probability: between 0 and 1.")
-    if not 0 < nms_iou <= 1:
-        raise ValueError("The NMS IoU threshold lies in (0, 1]: 1 keeps every box.")
-    if not 1 <= max_detections <= 1000:
-        raise ValueError("Maximum detections: between 1 and 1000.")
 
 
 def table_rows(records: list[dict]) -> list[list]:
@@ -207,14 +146,8 @@ def compare(image: Image.Image, model_a: str, model_b: str, score_threshold: flo
     return views
 
 
-def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float, nms_iou: float) -> Image.Image | None:
-    """One webcam frame: detect without caching (every frame is new), draw."""
-    if frame is None:
-        return None
-    image = common.read_image(frame)
-    model = common.load_model(model_name)
-    found = select(model(image), score_threshold, nms_iou)
-    return render(image, found)
+def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float) -> Image.Image | None:
+    return detector_outputs.live_frame(frame, model_name, score_threshold, render)
 
 
 # ---------------------------------------------------------------- UI
@@ -263,9 +196,6 @@ def _compare_ui(image_path, model_a, model_b, score):
     if not image_path:
         raise ValueError("Pick or upload an image first.")
     return compare(common.read_image(image_path), model_a, model_b, score)
-
-
-_live = common.user_errors(live_frame)
 
 
 def build() -> None:
@@ -344,15 +274,4 @@ def build() -> None:
         side_by_side = gr.Gallery(label="Side by side", columns=2, height="auto", object_fit="contain")
         show_compare.click(_compare_ui, [image, model_a, model_b, score], side_by_side, api_visibility="private")
 
-    with gr.Accordion("Live: detect on your webcam", open=False):
-        gr.Markdown(
-            "Frames are sent a few times a second; while the model is busy, newer frames replace waiting ones, so it runs "
-            "at the rate the model sustains and never falls behind. Uses the model and thresholds chosen above."
-        )
-        with gr.Row():
-            webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", height=320)
-            live = gr.Image(label="Detections", type="pil", interactive=False, height=320)
-        webcam.stream(
-            _live, [webcam, model, score, nms_iou], live, stream_every=0.2, time_limit=120, trigger_mode="always_last",
-            concurrency_limit=2, api_visibility="private",
-        )
+    detector_outputs.webcam_panel(live_frame, [model, score], "Detect on your webcam with the model and score threshold chosen above.")
