@@ -136,7 +136,7 @@ def explain_iou(box_a: str, box_b: str) -> tuple[Image.Image, str]:
         f"area(A) = {_area(a):g}, area(B) = {_area(b):g}  \n"
         f"intersection = **{parts.intersection:g}** (orange) · union = area(A) + area(B) − intersection = **{parts.union:g}**  \n"
         f"**IoU = {parts.intersection:g} / {parts.union:g} = {parts.iou:.3f}**. "
-        "A detection counts as correct at mAP@0.5 when its IoU with a true box is at least 0.5; mAP@[.5:.95] "
+        "A detection counts as correct at mAP@0.5 when its IoU with a true box is at least 0.5; mAP@[0.5:0.95] "
         "averages over thresholds 0.5, 0.55, …, 0.95, so it rewards tight boxes."
     )
     return iou_figure(a, b, parts), text

@@ -22,6 +22,7 @@ from models.detection import Detections, RawDetections, select
 
 from . import common
 
+DETECTOR_TASKS = ("detection", "instances", "pose")  # the tasks whose models run through models.detection.Detector
 PLACEHOLDERS = {"__background__", "background", "no person", "N/A"}  # category slots that are not classes (COCO's unused ids)
 
 
@@ -33,6 +34,9 @@ class Prediction:
 
 def predict(image: Image.Image, model_name: str, progress: gr.Progress | None = None) -> Prediction:
     """Raw candidates of ``image``; cached per (model, image), so thresholds and views never re-run the network."""
+    spec = models.spec(model_name)
+    if spec.task not in DETECTOR_TASKS:
+        raise ValueError(f"{spec.title} is a {spec.task} model; pick a detection, instance or pose model.")
     model = common.load_model(model_name, progress)
 
     def run() -> Prediction:

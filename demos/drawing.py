@@ -84,6 +84,13 @@ def display_scale(size: tuple[int, int], target: int = 512) -> int:
     return max(1, target // max(size))
 
 
+def upscale_for_display(image: Image.Image) -> Image.Image:
+    """``image`` enlarged by ``display_scale`` with nearest neighbour: every drawing of a small image starts here."""
+    scale = display_scale(image.size)
+    image = image.convert("RGB")
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST) if scale > 1 else image
+
+
 def text_colour(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     """Black or white, whichever reads better on ``rgb`` (relative luminance)."""
     r, g, b = rgb
@@ -104,12 +111,10 @@ def draw_boxes(
     each box's inside with its colour at that opacity.
     """
     scale = display_scale(image.size)
-    canvas = image.convert("RGB")
-    if scale > 1:
-        canvas = canvas.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    canvas = upscale_for_display(image)
     longer = max(canvas.size)
     line = max(2, round(longer / 250))
-    font = ImageFont.load_default(size=max(12, round(longer / 40)))
+    font = ImageFont.load_default(size=max(14, round(longer / 28)))
     draw = ImageDraw.Draw(canvas, "RGBA")
     faint = faint or [False] * len(captions)
     order = sorted(range(len(captions)), key=lambda i: not faint[i])  # faint first, so solid boxes stay on top
@@ -130,3 +135,46 @@ def draw_boxes(
             draw.rectangle((tx, ty, tx + w, ty + h), fill=colour)
             draw.text((tx + line - left, ty + line - top), captions[i], fill=text_colour(colour), font=font)
     return canvas
+
+
+def draw_masks(image: Image.Image, masks: np.ndarray, colours: list[tuple[int, int, int]], alpha: float = 0.55) -> Image.Image:
+    """Instance masks (N, H, W bool), each in its own colour, through torchvision's ``draw_segmentation_masks``."""
+    if not len(masks):
+        return image.convert("RGB")
+    import torch
+    from torchvision.utils import draw_segmentation_masks
+
+    pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+    drawn = draw_segmentation_masks(pixels, torch.from_numpy(masks.astype(bool)), alpha=alpha, colors=[tuple(map(int, c)) for c in colours])
+    return Image.fromarray(drawn.permute(1, 2, 0).numpy())
+
+
+def draw_skeletons(
+    canvas: Image.Image,
+    keypoints: np.ndarray,
+    confident: np.ndarray,
+    skeleton: list[tuple[int, int]],
+    colours: list[tuple[int, int, int]],
+) -> Image.Image:
+    """Stick figures through torchvision's ``draw_keypoints``: confident joints and limbs solid, the rest faded.
+
+    ``keypoints`` (N, K, 2) are in ``canvas`` pixels; ``confident`` (N, K) bool. A limb is solid
+    only when both its joints are confident.
+    """
+    if not len(keypoints):
+        return canvas
+    import torch
+    from torchvision.utils import draw_keypoints
+
+    longer = max(canvas.size)
+    radius, width = max(2, round(longer / 160)), max(2, round(longer / 220))
+    pixels = torch.from_numpy(np.array(canvas.convert("RGB"))).permute(2, 0, 1)
+    faded = pixels
+    for points, colour in zip(keypoints, colours):
+        faded = draw_keypoints(faded, torch.from_numpy(points[None]).float(), skeleton, tuple(map(int, colour)), radius, width)
+    pixels = (pixels.float() * 0.6 + faded.float() * 0.4).round().byte()  # every joint, faint
+    for points, sure, colour in zip(keypoints, confident, colours):
+        pixels = draw_keypoints(
+            pixels, torch.from_numpy(points[None]).float(), skeleton, tuple(map(int, colour)), radius, width, visibility=torch.from_numpy(sure[None])
+        )
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy())

@@ -118,7 +118,9 @@ def open_postprocessing(network: nn.Module, limit: int = RAW_LIMIT) -> float:
     1.0 keeps every box: torchvision suppresses only boxes whose IoU *exceeds* the threshold.
     """
     head = network.roi_heads if hasattr(network, "roi_heads") else network
-    default = float(head.nms_thresh)
+    if not hasattr(head, "library_nms_thresh"):  # idempotent: wrapping twice must not take 1.0 as the default
+        head.library_nms_thresh = float(head.nms_thresh)
+    default = head.library_nms_thresh
     head.score_thresh = SCORE_FLOOR
     head.nms_thresh = 1.0
     head.detections_per_img = limit

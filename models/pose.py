@@ -8,9 +8,12 @@ candidates carry their keypoints, and the wrapper carries the keypoint names and
 
 from __future__ import annotations
 
+import numpy as np
+import torch
+from PIL import Image
 from torchvision.models import detection as tv_det
 
-from .detection import local_spec, torchvision_spec
+from .detection import Detector, local_spec, torchvision_spec
 from .spec import ModelSpec
 
 TASK = "pose"
@@ -28,3 +31,25 @@ def specs() -> list[ModelSpec]:
             {"ShapesWorld test PCK@0.1": "pck_0.1", "person box AP@0.5": "map_50"},
         ),
     ]
+
+
+@torch.inference_mode()
+def keypoint_heatmaps(detector: Detector, image: Image.Image, boxes: np.ndarray) -> np.ndarray:
+    """Keypoint R-CNN's heatmap logits (N, K, 56, 56) for person ``boxes`` (image pixels), through its own RoI heads.
+
+    The same steps as the network's forward pass for these boxes: resize and normalise, backbone
+    and FPN, RoIAlign on the keypoint pooler, the keypoint head and its upsampling predictor. The
+    keypoint is where a heatmap peaks, so showing one is showing where the model looked.
+    """
+    network = detector.network
+    if not getattr(network.roi_heads, "has_keypoint", lambda: False)():
+        raise ValueError("Heatmaps come from a Keypoint R-CNN; pick one.")
+    images, _ = network.transform([detector.preprocess(image)])
+    features = network.backbone(images.tensors)
+    height, width = images.image_sizes[0]
+    scale = torch.tensor([width / image.width, height / image.height] * 2)
+    param = next(network.parameters())
+    resized = (torch.from_numpy(boxes).float() * scale).to(param.device, param.dtype)
+    heads = network.roi_heads
+    pooled = heads.keypoint_roi_pool(features, [resized], images.image_sizes)
+    return heads.keypoint_predictor(heads.keypoint_head(pooled)).float().cpu().numpy()

@@ -45,10 +45,15 @@ class TrainLog:
         print(f"[{self.elapsed:7.1f}s] step {step}/{total} {shown}", flush=True)
 
 
-def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Path = WEIGHTS_DIR) -> Path:
-    """Write ``<name>.safetensors`` and its card ``<name>.json`` (command, seed, time, params, metrics)."""
+def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Path = WEIGHTS_DIR, half: bool = False) -> Path:
+    """Write ``<name>.safetensors`` and its card ``<name>.json`` (command, seed, time, params, metrics).
+
+    ``half`` stores floating-point tensors as float16 (loaders convert back to float32).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = directory / f"{name}.safetensors"
     save_file(state, str(path))
     full_card = {
@@ -56,6 +61,7 @@ def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Pa
         "command": "python -m models " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "parameters": sum(p.numel() for p in model.parameters()),
         "file_bytes": path.stat().st_size,
+        "file_dtype": "float16" if half else "float32",
         "trained_on": f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
         **card,
     }

@@ -48,6 +48,7 @@ class Recipe:
     people: tuple[int, int] = (0, 2)  # stick figures per training scene
     batch: int = 8
     lr: float = 2e-3
+    half_precision_file: bool = False  # ship float16 weights (half the megabytes; scored as shipped)
 
     def wrap(self, network: torch.nn.Module) -> Detector:
         """The app's own wrapper around a network being trained, for scoring it."""
@@ -143,6 +144,8 @@ def fit(
             print("  val " + " ".join(f"{k} {v:.3f}" for k, v in quick.items() if isinstance(v, float)), flush=True)
             save_checkpoint(network, name, card_base | {"step": step}, RUNS_DIR / name)
     train_seconds = log.elapsed
+    if recipe.half_precision_file:
+        network.load_state_dict({k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in network.state_dict().items()})
     metrics = score(recipe.wrap(network), count=eval_count, size=size)
     print("test " + " ".join(f"{k} {v}" for k, v in metrics.items()), flush=True)
     card = {
@@ -155,5 +158,5 @@ def fit(
         "metrics": metrics,
         "trained_at": time.strftime("%Y-%m-%d"),
     }
-    save_checkpoint(network, name, card, out)
+    save_checkpoint(network, name, card, out, half=recipe.half_precision_file)
     return card

@@ -55,7 +55,7 @@ def evaluate(detector: Callable[[Image.Image], RawDetections], seed: int = TEST_
     }
 
 
-RECIPES = {"maskrcnn-shapes": Recipe("mask_rcnn", steps=2000, targets=mask_targets, evaluate=evaluate)}
+RECIPES = {"maskrcnn-shapes": Recipe("mask_rcnn", steps=2000, targets=mask_targets, evaluate=evaluate, half_precision_file=True)}
 
 
 def train(name: str, **kwargs) -> dict:

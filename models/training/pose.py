@@ -104,7 +104,7 @@ def evaluate(detector: Callable[[Image.Image], RawDetections], seed: int = TEST_
 RECIPES = {
     "keypointrcnn-shapes": Recipe(
         "keypoint_rcnn", steps=1800, targets=keypoint_targets, evaluate=evaluate, classes=CLASSES,
-        num_keypoints=len(shapesworld.KEYPOINTS), people=(1, 2),
+        num_keypoints=len(shapesworld.KEYPOINTS), people=(1, 2), half_precision_file=True,
     )
 }
 
