@@ -14,7 +14,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-PLANTED = ("deeplabv3-mobilenet", "lraspp-mobilenet")  # the two smallest real architectures
+PLANTED = ("deeplabv3-mobilenet", "lraspp-mobilenet", "fasterrcnn-mobilenet-320")  # the smallest real architectures
 
 
 @pytest.fixture(scope="session")

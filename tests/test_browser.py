@@ -122,11 +122,11 @@ def screenshot_on_failure(page, name: str = "browser-failure.png"):
         raise
 
 
-def open_tab(context, recorder: Recorder, url: str):
-    """A new page on the app, with the segmentation tab shown; returns (page, tab panel)."""
+def open_tab(context, recorder: Recorder, url: str, name: str = TAB, button: str = "Segment"):
+    """A new page on the app, with tab ``name`` shown (its main button is ``button``); returns (page, tab panel)."""
     page = context.new_page()
     page.goto(url, timeout=PAGE_LOAD_MS)
-    tab = page.get_by_role("tab", name=TAB)
+    tab = page.get_by_role("tab", name=name)
     expect(tab).to_be_visible(timeout=PAGE_LOAD_MS)
     # Gradio covers the whole app with a "Loading..." tracker until every component is mounted;
     # a component that throws while mounting leaves it there for good.
@@ -141,7 +141,7 @@ def open_tab(context, recorder: Recorder, url: str):
         pytest.fail(f"the page never finished loading (still 'Loading...'); JavaScript errors: {recorder.page_errors}")
     if tab.get_attribute("aria-selected") != "true":
         tab.click()
-    panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name="Segment", exact=True))
+    panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name=button, exact=True))
     expect(panel).to_have_count(1, timeout=UI_MS)
     return page, panel
 
@@ -155,7 +155,7 @@ def block(panel, label: str):
 def choose_model(panel, title: str) -> None:
     """Gradio 6 dropdown: click the combobox, then the option whose text contains ``title``."""
     page = panel.page
-    combobox = panel.get_by_role("combobox", name="Model")
+    combobox = panel.get_by_role("combobox", name="Model", exact=True)
     combobox.click()
     option = page.get_by_role("option").filter(has_text=title)
     expect(option).to_have_count(1, timeout=UI_MS)
@@ -278,4 +278,46 @@ def test_segmentation_tab_in_a_browser(app_url, session, tmp_path):
         # 1 (end). Nothing left the machine: fonts, scripts, images, the queue's SSE/websocket.
         assert recorder.urls, "no request was recorded"
         foreign = recorder.foreign(own)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+
+def wait_for_image(panel, label: str, previous_src: str | None = None):
+    """Wait for a new picture in the image block ``label`` (or fail fast on an error toast)."""
+    page = panel.page
+    images = block(panel, label).locator("img")
+    fresh = images.first if previous_src is None else images.and_(page.locator(f"img:not([src={previous_src!r}])"))
+    expect(fresh.or_(error_toasts(page)).first).to_be_visible(timeout=PREDICT_MS)
+    if error_toasts(page).count():
+        message = error_toasts(page).first.get_by_test_id("toast-text").first.inner_text()
+        pytest.fail(f"the app showed an error instead of a result: {message!r}")
+    return fresh
+
+
+def table_rows(panel, label: str) -> int:
+    return block(panel, label).locator("tbody tr").count()
+
+
+@pytest.mark.parametrize(
+    "tab, button, model, result, table, file_stem",
+    [
+        ("Object detection", "Detect", "FCOS (ShapesWorld)", "Detections", "Detections (box corners in pixels)", "detection"),
+        ("Instance segmentation", "Segment instances", "Mask R-CNN (ShapesWorld)", "Instances", "Instances (box corners in pixels)", "instances"),
+        ("Pose", "Estimate pose", "Keypoint R-CNN (ShapesWorld)", "Skeletons", "Keypoints (pixels)", "pose"),
+    ],
+)
+def test_detector_tabs_in_a_browser(app_url, session, tab, button, model, result, table, file_stem):
+    """A ShapesWorld example on the local model: the drawn result and its table appear, and nothing leaves the app."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, tab, button)
+    with screenshot_on_failure(page, f"browser-{file_stem}-failure.png"):
+        choose_model(panel, model)
+        click_example(panel, "shapesworld-")
+        wait_for_image(panel, result)
+        expect(block(panel, table).locator("tbody tr").first).to_be_visible(timeout=UI_MS)
+        assert table_rows(panel, table) >= 1
+        screenshot(page, f"browser-{file_stem}.png")
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
         assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)

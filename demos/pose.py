@@ -1,0 +1,206 @@
+"""Pose tab: a skeleton per person, each joint with its confidence, and the heatmap a joint comes from.
+
+Pure functions first (``estimate_pose``, ``heatmap_view``), then ``build()``. Keypoint R-CNN
+runs once per (model, image) through the detectors' shared cache; thresholds re-draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import models
+from models.detection import Detections, select
+from models.pose import keypoint_heatmaps
+
+from . import common, detector_outputs, drawing
+from .upload import UploadedImage
+
+TITLE = "Pose"
+TASK = "pose"
+ENDPOINT = "pose"  # the tab's main action, served at /pose
+
+TABLE_HEADERS = ["person", "keypoint", "x", "y", "score", "shown"]
+DEFAULT_KEYPOINT_THRESHOLD = 2.0
+
+
+@dataclass
+class PoseResult:
+    drawn: Image.Image
+    detections: Detections
+    records: list[dict]
+    coco: dict
+    summary: str
+
+
+def person_colours(count: int) -> list[tuple[int, int, int]]:
+    return [drawing.class_colour(i + 1) for i in range(count)]
+
+
+def render(image: Image.Image, detections: Detections, keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD, skeleton=None) -> Image.Image:
+    """Person boxes and skeletons (torchvision's draw_keypoints); joints scoring below the threshold, and their limbs, faded."""
+    colours = person_colours(len(detections))
+    canvas = drawing.draw_boxes(image, detections.boxes, [f"person {s:.2f}" for s in detections.scores], colours)
+    scale = canvas.width / image.width
+    confident = detections.keypoint_scores >= keypoint_threshold
+    return drawing.draw_skeletons(canvas, detections.keypoints * scale, confident, skeleton or [], colours)
+
+
+def estimate_pose(
+    image: Image.Image,
+    model_name: str,
+    score_threshold: float = 0.5,
+    keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
+    max_people: int = 20,
+    progress: gr.Progress | None = None,
+) -> PoseResult:
+    detector_outputs.check_thresholds(score_threshold, max_people)
+    model = common.load_model(model_name, progress)
+    prediction = detector_outputs.predict(image, model_name, progress)
+    if prediction.raw.keypoints is None:
+        raise ValueError(f"{models.spec(model_name).title} predicts no keypoints; pick a Keypoint R-CNN.")
+    found = select(prediction.raw, score_threshold, max_detections=int(max_people))
+    records = []
+    for record, points, scores in zip(found.records(), found.keypoints, found.keypoint_scores):
+        record["keypoints"] = [
+            {"name": name, "x": round(float(x), 1), "y": round(float(y), 1), "score": round(float(s), 2), "shown": bool(s >= keypoint_threshold)}
+            for name, (x, y), s in zip(model.keypoint_names, points, scores)
+        ]
+        records.append(record)
+    shown = int((found.keypoint_scores >= keypoint_threshold).sum()) if len(found) else 0
+    summary = (
+        f"**{len(found)} {'person' if len(found) == 1 else 'people'}** above score {score_threshold:.2f} · "
+        f"{shown} of {len(found) * len(model.keypoint_names)} joints score at least {keypoint_threshold:g} (the rest are faded) · "
+        f"network {prediction.seconds * 1000:.0f} ms (once per image)"
+    )
+    coco = detector_outputs.coco_results(found, image.size)
+    coco["categories"] = [{"id": 1, "name": "person", "keypoints": list(model.keypoint_names), "skeleton": [[a + 1, b + 1] for a, b in model.skeleton]}]
+    return PoseResult(render(image, found, keypoint_threshold, model.skeleton), found, records, coco, summary)
+
+
+def table_rows(records: list[dict]) -> list[list]:
+    return [[p, k["name"], k["x"], k["y"], k["score"], "yes" if k["shown"] else "faded"] for p, r in enumerate(records, start=1) for k in r["keypoints"]]
+
+
+def heatmap_view(image: Image.Image, model_name: str, score_threshold: float, person: int, keypoint: str) -> tuple[Image.Image, str]:
+    """One person's predicted heatmap for one keypoint, over the image inside that person's box, its peak marked."""
+    model = common.load_model(model_name)
+    found = select(detector_outputs.predict(image, model_name).raw, score_threshold)
+    if not 1 <= person <= len(found):
+        raise ValueError(f"There are {len(found)} people above score {score_threshold:.2f}; pick a person from 1 to {max(len(found), 1)}.")
+    if keypoint not in model.keypoint_names:
+        raise ValueError(f"{keypoint!r} is not a keypoint of this model: {', '.join(model.keypoint_names)}")
+    k = model.keypoint_names.index(keypoint)
+    box = found.boxes[person - 1]
+    logits = keypoint_heatmaps(model, image, box[None])[0, k]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    width, height = max(x1 - x0, 1), max(y1 - y0, 1)
+    # torchvision decodes a keypoint by resizing the 56x56 logits to the box (bicubic) and taking the peak.
+    resized = F.interpolate(torch.from_numpy(logits)[None, None], size=(height, width), mode="bicubic", align_corners=False)[0, 0]
+    probability = resized.flatten().softmax(0).view(height, width).numpy()
+    overlay = np.asarray(image.convert("RGB")).astype(np.float32).copy()
+    region = overlay[y0:y1, x0:x1]  # torchvision clips boxes to the image
+    region[...] = region * 0.35 + drawing.heatmap(probability)[: region.shape[0], : region.shape[1]] * 0.65
+    canvas = drawing.draw_boxes(Image.fromarray(overlay.round().astype(np.uint8)), box[None], [f"person {person}"], [person_colours(person)[-1]])
+    scale = canvas.width / image.width
+    peak = found.keypoints[person - 1, k] * scale
+    mark = drawing.draw_skeletons(canvas, peak[None, None], np.array([[True]]), [], [(255, 255, 255)])
+    note = (
+        f"**{keypoint}** of person {person}: the keypoint head's heatmap inside the person's box (bright = likely). "
+        f"The joint is placed at its peak ({found.keypoints[person - 1, k][0]:.0f}, {found.keypoints[person - 1, k][1]:.0f}); "
+        f"its score is the peak's logit, {found.keypoint_scores[person - 1, k]:.2f}."
+    )
+    return mark, note
+
+
+def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float) -> Image.Image | None:
+    model = common.load_model(model_name)
+    return detector_outputs.live_frame(frame, model_name, score_threshold, lambda image, found: render(image, found, skeleton=model.skeleton))
+
+
+# ---------------------------------------------------------------- UI
+
+
+@common.user_errors
+def _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress: gr.Progress = gr.Progress()):
+    image = common.read_image(image_path)
+    result = estimate_pose(image, model_name, score, keypoint_threshold, max_people, progress)
+    return result.drawn, result.summary, table_rows(result.records), result.records, common.save_output(result.coco, "pose-coco")
+
+
+def _redraw(image_path, model_name, score, keypoint_threshold, max_people, progress: gr.Progress = gr.Progress()):
+    if not image_path:
+        return (gr.skip(),) * 5
+    return _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress)
+
+
+@common.user_errors
+def _keypoint_names(model_name: str):
+    names = common.load_model(model_name).keypoint_names
+    return gr.update(choices=names, value=names[0]), common.model_card_markdown(model_name)
+
+
+@common.user_errors
+def _heatmap_ui(image_path, model_name, score, person, keypoint):
+    if not image_path:
+        raise ValueError("Pick or upload an image first.")
+    return heatmap_view(common.read_image(image_path), model_name, score, int(person), keypoint)
+
+
+def _initial_keypoints(model_name: str) -> list[str]:
+    """Keypoint names from the card or weights metadata, without loading the model (building the UI loads nothing)."""
+    source = models.spec(model_name).source
+    if hasattr(source, "card"):
+        return list(source.card().get("keypoints", []))
+    return list(source.weights.meta.get("keypoint_names", []))
+
+
+def build() -> None:
+    gr.Markdown(
+        "Keypoint R-CNN is a Faster R-CNN for people with one more head: for each person box, RoIAlign crops a feature "
+        "patch and the head predicts one heatmap per joint; the joint sits at the heatmap's peak. The pretrained model "
+        "knows COCO's 17 keypoints; the local one ShapesWorld's stick figures (14). Faded joints score below the threshold."
+    )
+    with gr.Row():
+        with gr.Column():
+            image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            model = common.model_picker(TASK)
+            with gr.Row():
+                score = gr.Slider(0.05, 1, value=0.5, step=0.01, label="Person score threshold")
+                keypoint_threshold = gr.Slider(-2, 12, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.1, label="Joint score threshold", info="the heatmap peak's logit")
+            max_people = gr.Slider(1, 50, value=20, step=1, label="Maximum people")
+            run = gr.Button("Estimate pose", variant="primary")
+        with gr.Column():
+            drawn = gr.Image(label="Skeletons", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+            summary = gr.Markdown()
+            table = gr.Dataframe(headers=TABLE_HEADERS, label="Keypoints (pixels)", interactive=False, max_height=260)
+            coco = gr.File(label="COCO keypoint results (JSON)")
+            with gr.Accordion("Numbers", open=False):
+                records = gr.JSON(label="People as returned by /pose")
+            card = gr.Markdown(common.model_card_markdown(model.value))
+    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+
+    controls = [image, model, score, keypoint_threshold, max_people]
+    outputs = [drawn, summary, table, records, coco]
+    run.click(_pose_ui, controls, outputs, api_name=ENDPOINT)
+    image.upload(_pose_ui, controls, outputs, api_visibility="private")
+    examples.load_input_event.then(_pose_ui, controls, outputs, api_visibility="private")
+    gr.on([score.release, keypoint_threshold.release, max_people.release], _redraw, controls, outputs, api_visibility="private")
+
+    with gr.Accordion("Where the model looked: one joint's heatmap", open=False):
+        with gr.Row():
+            person = gr.Number(value=1, precision=0, minimum=1, label="Person #")
+            names = _initial_keypoints(model.value)
+            keypoint = gr.Dropdown(choices=names, value=names[0] if names else None, label="Keypoint")
+            show = gr.Button("Show heatmap")
+        with gr.Row():
+            heat = gr.Image(label="Heatmap over the person's box", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+            note = gr.Markdown()
+        show.click(_heatmap_ui, [image, model, score, person, keypoint], [heat, note], api_visibility="private")
+    model.input(_keypoint_names, model, [keypoint, card], api_visibility="private").then(_redraw, controls, outputs, api_visibility="private")
+    detector_outputs.webcam_panel(live_frame, [model, score], "Skeletons on your webcam with the model and score threshold chosen above.")
