@@ -120,6 +120,7 @@ def model_card_markdown(name: str) -> str:
     """A short description of a model: tier, source, licence, size, metrics."""
     spec = models.spec(name)
     metrics = ", ".join(f"{k}: {v}" for k, v in spec.metrics.items() if v is not None) or "—"
+    metrics = metrics.replace("@", "&#64;")  # "PCK@0.1" is not an e-mail address to link
     return (
         f"**{spec.title}** · {spec.tier} · {spec.availability().value}  \n"
         f"{spec.params / 1e6:.2f} M parameters · licence: {spec.license}  \n"

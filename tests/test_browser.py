@@ -165,7 +165,7 @@ def choose_model(panel, title: str) -> None:
 
 def click_example(panel, file_stem: str) -> None:
     """Click the example whose file name starts with ``file_stem`` (the Examples gallery)."""
-    example = panel.page.locator(f"button.gallery-item:has(img[src*='/{file_stem}'])").first
+    example = panel.locator(f"button.gallery-item:has(img[src*='/{file_stem}'])").first  # this tab's examples, not a hidden tab's
     expect(example).to_be_visible(timeout=UI_MS)
     example.click()
 
@@ -294,8 +294,9 @@ def wait_for_image(panel, label: str, previous_src: str | None = None):
     return fresh
 
 
-def table_rows(panel, label: str) -> int:
-    return block(panel, label).locator("tbody tr").count()
+def visible_table_rows(panel):
+    """Rows of the tab's visible tables (the result table; tables in closed accordions are hidden)."""
+    return panel.locator("table tbody tr:visible")
 
 
 @pytest.mark.parametrize(
@@ -314,8 +315,8 @@ def test_detector_tabs_in_a_browser(app_url, session, tab, button, model, result
         choose_model(panel, model)
         click_example(panel, "shapesworld-")
         wait_for_image(panel, result)
-        expect(block(panel, table).locator("tbody tr").first).to_be_visible(timeout=UI_MS)
-        assert table_rows(panel, table) >= 1
+        expect(panel.get_by_text(table, exact=True).first).to_be_visible(timeout=UI_MS)
+        expect(visible_table_rows(panel).first).to_be_visible(timeout=UI_MS)
         screenshot(page, f"browser-{file_stem}.png")
         expect(page.locator("body")).not_to_contain_text("Traceback")
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
