@@ -218,17 +218,15 @@ def build() -> None:
                 max_detections = gr.Slider(1, 300, value=100, step=1, label="Maximum detections")
             run = gr.Button("Detect", variant="primary")
         with gr.Column():
-            drawn = gr.Image(label="Detections", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
-            summary = gr.Markdown()
-            table = gr.Dataframe(headers=TABLE_HEADERS, label="Detections (box corners in pixels)", interactive=False, max_height=260)
-            coco = gr.File(label="COCO results (JSON: images, categories, annotations with bbox = x, y, w, h and score)")
-            with gr.Accordion("Numbers", open=False):
-                records = gr.JSON(label="Detections as returned by /detect")
+            panel = detector_outputs.result_panel(
+                "Detections", "Detections (box corners in pixels)", TABLE_HEADERS,
+                ["COCO results (JSON: images, categories, annotations with bbox = x, y, w, h and score)"], "Detections as returned by /detect",
+            )
             card = gr.Markdown(common.model_card_markdown(model.value))
     examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     controls = [image, model, score, nms_iou, classes, max_detections]
-    outputs = [drawn, summary, table, records, coco]
+    outputs = panel.outputs
     run.click(_detect_ui, controls, outputs, api_name=ENDPOINT)
     image.upload(_detect_ui, controls, outputs, api_visibility="private")
     examples.load_input_event.then(_detect_ui, controls, outputs, api_visibility="private")

@@ -112,6 +112,33 @@ def live_frame(
     return render(image, select(raw, score_threshold))
 
 
+@dataclass
+class ResultPanel:
+    """The right-hand column every detector tab shows: the drawing, a summary, a table, files, the raw records."""
+
+    drawn: gr.Image
+    summary: gr.Markdown
+    table: gr.Dataframe
+    records: gr.JSON
+    files: list[gr.File]
+
+    @property
+    def outputs(self) -> list:
+        """In the order the tabs' UI functions return them."""
+        return [self.drawn, self.summary, self.table, self.records, *self.files]
+
+
+def result_panel(image_label: str, table_label: str, headers: list[str], file_labels: list[str], records_label: str) -> ResultPanel:
+    drawn = gr.Image(label=image_label, type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+    summary = gr.Markdown()
+    table = gr.Dataframe(headers=headers, label=table_label, interactive=False, max_height=260)
+    with gr.Row():
+        files = [gr.File(label=label) for label in file_labels]
+    with gr.Accordion("Numbers", open=False):
+        records = gr.JSON(label=records_label)
+    return ResultPanel(drawn, summary, table, records, files)
+
+
 def webcam_panel(fn: Callable, inputs: list, note: str) -> None:
     """A live mode: webcam frames a few times a second; newer frames replace waiting ones (no backlog)."""
     with gr.Accordion("Live: your webcam", open=False):

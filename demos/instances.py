@@ -44,8 +44,12 @@ def instance_colours(count: int) -> list[tuple[int, int, int]]:
 
 
 def binary_masks(detections: Detections, mask_threshold: float) -> np.ndarray:
-    """(N, H, W) bool: each instance's mask probability above the threshold."""
-    return detections.masks >= round(mask_threshold * 255)
+    """(N, H, W) bool: each instance's mask probability above the threshold.
+
+    The same rule as the COCO export (``detector_outputs.coco_results``): byte >= threshold x 255.
+    ``round`` would differ where that is a half (0.3 -> 76.5, rounded to even: 76).
+    """
+    return detections.masks >= mask_threshold * 255
 
 
 def instance_id_map(masks: np.ndarray) -> np.ndarray:
@@ -175,19 +179,15 @@ def build() -> None:
                 max_detections = gr.Slider(1, 100, value=100, step=1, label="Maximum instances")
             run = gr.Button("Segment instances", variant="primary")
         with gr.Column():
-            drawn = gr.Image(label="Instances", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
-            summary = gr.Markdown()
-            table = gr.Dataframe(headers=TABLE_HEADERS, label="Instances (box corners in pixels)", interactive=False, max_height=260)
-            with gr.Row():
-                id_png = gr.File(label="Instance-id PNG (pixel value = instance #, 0 = background)")
-                coco = gr.File(label="COCO results (JSON, RLE masks)")
-            with gr.Accordion("Numbers", open=False):
-                records = gr.JSON(label="Instances as returned by /instances")
+            panel = detector_outputs.result_panel(
+                "Instances", "Instances (box corners in pixels)", TABLE_HEADERS,
+                ["Instance-id PNG (pixel value = instance #, 0 = background)", "COCO results (JSON, RLE masks)"], "Instances as returned by /instances",
+            )
             card = gr.Markdown(common.model_card_markdown(model.value))
     examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     controls = [image, model, score, mask_threshold, show_masks, show_boxes, max_detections]
-    outputs = [drawn, summary, table, records, id_png, coco]
+    outputs = panel.outputs
     run.click(_instances_ui, controls, outputs, api_name=ENDPOINT)
     image.upload(_instances_ui, controls, outputs, api_visibility="private")
     examples.load_input_event.then(_instances_ui, controls, outputs, api_visibility="private")

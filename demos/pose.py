@@ -90,7 +90,10 @@ def table_rows(records: list[dict]) -> list[list]:
 def heatmap_view(image: Image.Image, model_name: str, score_threshold: float, person: int, keypoint: str) -> tuple[Image.Image, str]:
     """One person's predicted heatmap for one keypoint, over the image inside that person's box, its peak marked."""
     model = common.load_model(model_name)
-    found = select(detector_outputs.predict(image, model_name).raw, score_threshold)
+    raw = detector_outputs.predict(image, model_name).raw
+    if raw.keypoints is None:
+        raise ValueError(f"{models.spec(model_name).title} predicts no keypoints; pick a Keypoint R-CNN.")
+    found = select(raw, score_threshold)
     if not 1 <= person <= len(found):
         raise ValueError(f"There are {len(found)} people above score {score_threshold:.2f}; pick a person from 1 to {max(len(found), 1)}.")
     if keypoint not in model.keypoint_names:
@@ -176,17 +179,14 @@ def build() -> None:
             max_people = gr.Slider(1, 50, value=20, step=1, label="Maximum people")
             run = gr.Button("Estimate pose", variant="primary")
         with gr.Column():
-            drawn = gr.Image(label="Skeletons", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
-            summary = gr.Markdown()
-            table = gr.Dataframe(headers=TABLE_HEADERS, label="Keypoints (pixels)", interactive=False, max_height=260)
-            coco = gr.File(label="COCO keypoint results (JSON)")
-            with gr.Accordion("Numbers", open=False):
-                records = gr.JSON(label="People as returned by /pose")
+            panel = detector_outputs.result_panel(
+                "Skeletons", "Keypoints (pixels)", TABLE_HEADERS, ["COCO keypoint results (JSON)"], "People as returned by /pose"
+            )
             card = gr.Markdown(common.model_card_markdown(model.value))
     examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     controls = [image, model, score, keypoint_threshold, max_people]
-    outputs = [drawn, summary, table, records, coco]
+    outputs = panel.outputs
     run.click(_pose_ui, controls, outputs, api_name=ENDPOINT)
     image.upload(_pose_ui, controls, outputs, api_visibility="private")
     examples.load_input_event.then(_pose_ui, controls, outputs, api_visibility="private")
