@@ -28,8 +28,10 @@ from .spec import ModelSpec
 
 SCORE_FLOOR = 0.05
 """Candidates below this score are dropped inside the network; the score slider starts here."""
-RAW_LIMIT = 1000
-"""At most this many raw candidates are kept per image (far more than any threshold shows)."""
+RAW_LIMIT = 100_000
+"""At most this many raw candidates are kept per image: in effect all of them. NMS may discard most
+candidates, so a smaller cap before it changes what the library returns at a low score threshold and
+a high maximum count (1000 capped Faster R-CNN's 2000 candidates: 621 detections instead of 1000)."""
 RAW_LIMIT_PER_INSTANCE = 100
 """Fewer for Mask and Keypoint R-CNN, which paste a full-size mask or decode a heatmap per candidate."""
 

@@ -121,3 +121,51 @@ def test_the_model_picker_relabels_a_model_once_its_weights_arrive(tmp_path, mon
     plant_random_weights(models.spec("fcn-resnet50"), tmp_path)
     after = dict((name, label) for label, name in _picker_choices("segmentation"))
     assert "cached ✓" in after["fcn-resnet50"]
+
+
+@pytest.mark.parametrize("name", ["deeplabv3-mobilenet", "lraspp-mobilenet"])
+def test_pretrained_segmenter_equals_torchvisions_documented_inference(name, tmp_path, monkeypatch):
+    """The app's labels = ``weights.transforms()`` -> ``model(batch)["out"]`` -> bilinear resize to the photo -> argmax.
+
+    The weights are the real architecture's random init, planted where torchvision looks, with the
+    batch-norm statistics set from one pass over the photo: without that, random MobileNetV3
+    activations vanish, every pixel gets the same class, and the comparison would prove nothing.
+    """
+    import torch
+    import torch.nn.functional as F
+    from skimage import data
+    from torch import nn
+
+    from models.planting import plant_random_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    spec = models.spec(name)
+    weights, builder = spec.source.weights, spec.source.builder
+    photo = Image.fromarray(data.chelsea())
+    batch = weights.transforms()(photo).unsqueeze(0)
+
+    path = plant_random_weights(spec, tmp_path)
+    network = spec.source.untrained().eval()
+    network.load_state_dict(torch.load(path, weights_only=True))
+    for norm in [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the one pass
+        norm.train()
+    with torch.no_grad():
+        network(torch.cat([batch, batch.flip(-1)]))  # two images: the pooled 1x1 branch still has two values
+    torch.save(network.state_dict(), path)
+
+    models.cache.cache_clear()
+    try:
+        labels = models.get(name)(photo).labels
+    finally:
+        models.cache.cache_clear()
+    reference = builder(weights=weights).eval()
+    with torch.no_grad():
+        logits = reference(batch)["out"]
+    logits = F.interpolate(logits, size=(photo.height, photo.width), mode="bilinear", align_corners=False)[0]
+    expected = logits.argmax(0).numpy()
+    assert len(np.unique(expected)) > 1, "one class everywhere: the comparison would prove nothing"
+    top = logits.topk(2, dim=0).values
+    mismatch = labels != expected
+    assert not mismatch.any() or (top[0] - top[1]).numpy()[mismatch].max() < 1e-5  # only float ties may differ
