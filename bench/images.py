@@ -1,8 +1,9 @@
 """The input each model is benchmarked on, and per-request variants of it.
 
-Each model gets an image at its native working size: the local U-Net a 128x128 ShapesWorld
-scene from the test split (never seen in training); the pretrained models a real photo
-(scikit-image's astronaut, 512x512), which their own transform resizes to a 520 shorter side.
+Each model gets an image at its native working size: the local models (U-Net, detectors) a
+128x128 ShapesWorld scene from the test split (never seen in training); the pretrained models a
+real photo (scikit-image's astronaut, 512x512), which their own transform resizes (to a 520
+shorter side for segmentation; to each detector's own input size, shown in the report).
 
 The app caches predictions per (model, image content), so identical HTTP requests after the
 first would be answered from that cache. ``variant(i)`` therefore changes one pixel's least

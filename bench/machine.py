@@ -58,6 +58,7 @@ def peak_since_reset(pid: int | str = "self") -> int | None:
 class MachineConditions:
     cpus: int
     torch_threads: int
+    nice: int  # scheduling niceness of this process and the app: higher than a busy neighbour's gets a sliver of a core
     torch_version: str
     device: str
     python: str
@@ -72,7 +73,7 @@ class MachineConditions:
         load = ", ".join(f"{x:.2f}" for x in self.load_average)
         return (
             f"{self.cpus} CPUs, torch {self.torch_version} on {self.device}, torch threads: {self.torch_threads}, "
-            f"Python {self.python}, {self.platform}; RAM {self.memory_available_mb} of {self.memory_total_mb} MB free; "
+            f"nice {self.nice}, Python {self.python}, {self.platform}; RAM {self.memory_available_mb} of {self.memory_total_mb} MB free; "
             f"load average {load}; other busy processes at start: {busy}"
         )
 
@@ -120,6 +121,7 @@ def conditions(device: str) -> MachineConditions:
     return MachineConditions(
         cpus=os.cpu_count() or 0,
         torch_threads=torch.get_num_threads(),
+        nice=os.nice(0),
         torch_version=torch.__version__,
         device=device,
         python=platform.python_version(),
