@@ -140,9 +140,9 @@ def compare(image: Image.Image, model_a: str, model_b: str, score_threshold: flo
     """The same image through two models, each with its network time."""
     views = []
     for name in (model_a, model_b):
-        result = detect(image, name, score_threshold, predict(image, name).raw.default_nms_iou)
-        seconds = predict(image, name).seconds
-        views.append((result.drawn, f"{models.spec(name).title}: {len(result.detections)} detections, network {seconds * 1000:.0f} ms"))
+        prediction = predict(image, name)
+        result = detect(image, name, score_threshold, prediction.raw.default_nms_iou)
+        views.append((result.drawn, f"{models.spec(name).title}: {len(result.detections)} detections, network {prediction.seconds * 1000:.0f} ms"))
     return views
 
 
