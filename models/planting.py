@@ -11,11 +11,13 @@ exactly those of the real model.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .clip import OpenClipWeights
 from .sources import HuggingFaceWeights, TorchvisionWeights
 from .spec import ModelSpec
 
@@ -24,9 +26,14 @@ def plant_random_weights(spec: ModelSpec, torch_home: Path | None = None, seed: 
     """Write random-init weights for ``spec`` where its library looks; returns the file or snapshot folder.
 
     torchvision models go to ``torch_home/hub/checkpoints`` (``torch_home`` must be what TORCH_HOME
-    points to when the model is loaded); Hugging Face repos to ``hf_home/hub`` (HF_HOME's layout).
+    points to when the model is loaded); Hugging Face repos, and the repos open_clip's tags name, to
+    ``hf_home/hub`` (HF_HOME's layout).
     """
     source = spec.source
+    if isinstance(source, OpenClipWeights):
+        if hf_home is None:
+            raise ValueError(f"{spec.name} is an open_clip model (its weights live in a Hugging Face repo): give hf_home")
+        return plant_open_clip_checkpoint(source, hf_home / "hub", seed)
     if isinstance(source, HuggingFaceWeights):
         if hf_home is None:
             raise ValueError(f"{spec.name} is a Hugging Face model: give hf_home")
@@ -68,11 +75,41 @@ def plant_hugging_face_snapshot(source: HuggingFaceWeights, hub_cache: Path, see
     ``refs/<revision>`` names the commit, which is where ``from_pretrained`` looks offline.
     """
     torch.manual_seed(seed)
-    repo = hub_cache / f"models--{source.repo_id.replace('/', '--')}"
-    commit = hashlib.sha1(f"{source.repo_id}@{source.revision}:{seed}".encode()).hexdigest()
-    snapshot = repo / "snapshots" / commit
+    repo, snapshot, commit = _snapshot_folder(hub_cache, source.repo_id, source.revision, seed)
     for part in PUBLISHED[source.repo_id]():
         part.save_pretrained(snapshot)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / source.revision).write_text(commit)
+    return snapshot
+
+
+def _snapshot_folder(hub_cache: Path, repo_id: str, revision: str, seed: int) -> tuple[Path, Path, str]:
+    repo = hub_cache / f"models--{repo_id.replace('/', '--')}"
+    commit = hashlib.sha1(f"{repo_id}@{revision}:{seed}".encode()).hexdigest()
+    return repo, repo / "snapshots" / commit, commit
+
+
+def plant_open_clip_checkpoint(source: OpenClipWeights, hub_cache: Path, seed: int = 0) -> Path:
+    """The repo an open_clip tag names, in Hugging Face's cache layout, holding a random-init checkpoint.
+
+    ``open_clip.create_model(name)`` with no ``pretrained`` is the real architecture with random
+    weights; its state dict goes to ``models--org--name/snapshots/<commit>/open_clip_model.safetensors``
+    (the file open_clip asks huggingface_hub for first), with ``refs/main`` naming the commit. Then
+    ``create_model(name, pretrained=tag)`` finds it offline exactly as it finds a real download.
+    The repo's ``open_clip_config.json`` is written too, as the real repos carry one. No tokenizer
+    files: these models use open_clip's SimpleTokenizer, whose BPE vocabulary ships in the package.
+    """
+    import open_clip
+    from open_clip.constants import HF_CONFIG_NAME
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    model = open_clip.create_model(source.model_name)  # random init: nothing is downloaded
+    repo, snapshot, commit = _snapshot_folder(hub_cache, source.repo_id, "main", seed)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snapshot / source.weight_files[0]))
+    config = {"model_cfg": open_clip.get_model_config(source.model_name), "preprocess_cfg": source.preprocess_cfg()}
+    (snapshot / HF_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
     return snapshot

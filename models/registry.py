@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import detection, instances, pose, segmentation
+from . import clip, detection, instances, pose, segmentation
 from .cache import ModelCache
 from .spec import ModelSpec
 
@@ -12,7 +12,8 @@ from .spec import ModelSpec
 @functools.cache
 def all_specs() -> dict[str, ModelSpec]:
     """Every model, in each task's preference order. Later tasks add their ``specs()`` here."""
-    return {spec.name: spec for spec in [*segmentation.specs(), *detection.specs(), *instances.specs(), *pose.specs()]}
+    tasks = (segmentation, detection, instances, pose, clip)
+    return {spec.name: spec for task in tasks for spec in task.specs()}
 
 
 def spec(name: str) -> ModelSpec:

@@ -42,6 +42,7 @@ class DetectorConfig:
     fpn_channels: int = 64
     image_size: int = 128  # min_size = max_size: scenes are processed at their native size
     box_head_width: int = 256  # Faster R-CNN's two-layer MLP after RoIAlign
+    mask_roi_size: int = 14  # mask_rcnn only: the RoIAlign crop the mask head sees; masks are twice that
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -132,10 +133,11 @@ def _two_stage(config: DetectorConfig, backbone: BackboneWithFPN, strides: tuple
     if config.family == "faster_rcnn":
         return FasterRCNN(backbone, **kwargs)
     if config.family == "mask_rcnn":
-        # Four 3x3 convolutions on a 14x14 RoIAlign crop, then a transposed convolution to a 28x28 mask per class.
+        # Four 3x3 convolutions on a RoIAlign crop (14x14 as in the paper), then a transposed
+        # convolution to a mask per class at twice that (28x28).
         return MaskRCNN(
             backbone,
-            mask_roi_pool=MultiScaleRoIAlign(featmap_names=levels, output_size=14, sampling_ratio=2),
+            mask_roi_pool=MultiScaleRoIAlign(featmap_names=levels, output_size=config.mask_roi_size, sampling_ratio=2),
             mask_head=MaskRCNNHeads(channels, [channels] * 4, 1),
             mask_predictor=MaskRCNNPredictor(channels, channels, config.num_classes),
             **kwargs,

@@ -45,6 +45,13 @@ class TrainLog:
         print(f"[{self.elapsed:7.1f}s] step {step}/{total} {shown}", flush=True)
 
 
+def trained_on(model: torch.nn.Module) -> str:
+    """Where the run happened, for the card: a GPU's name, or the CPU thread count it was given."""
+    device = next(model.parameters()).device
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    return f"{platform.machine()}, {where}, torch {torch.__version__}"
+
+
 def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Path = WEIGHTS_DIR, half: bool = False) -> Path:
     """Write ``<name>.safetensors`` and its card ``<name>.json`` (command, seed, time, params, metrics).
 
@@ -62,7 +69,7 @@ def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Pa
         "parameters": sum(p.numel() for p in model.parameters()),
         "file_bytes": path.stat().st_size,
         "file_dtype": "float16" if half else "float32",
-        "trained_on": f"{platform.machine()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}",
+        "trained_on": trained_on(model),
         **card,
     }
     (directory / f"{name}.json").write_text(json.dumps(full_card, indent=2) + "\n")

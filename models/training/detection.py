@@ -11,9 +11,9 @@ COCO's box mAP from torchmetrics (pycocotools underneath): mAP@0.5 and mAP@[0.5:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -49,6 +49,8 @@ class Recipe:
     batch: int = 8
     lr: float = 2e-3
     half_precision_file: bool = False  # ship float16 weights (half the megabytes; scored as shipped)
+    network: Mapping[str, object] = field(default_factory=dict)  # DetectorConfig fields other than the defaults
+    loss_weights: Mapping[str, float] = field(default_factory=dict)  # e.g. {"loss_mask": 2.0}; others weigh 1
 
     def wrap(self, network: torch.nn.Module) -> Detector:
         """The app's own wrapper around a network being trained, for scoring it."""
@@ -113,13 +115,20 @@ def fit(
     out: Path = WEIGHTS_DIR,
     eval_count: int = 500,
     size: int = 128,
+    device: str = "cpu",
 ) -> dict:
-    """The training loop every local detector shares: AdamW, one-cycle schedule, fresh scenes every step."""
+    """The training loop every local detector shares: AdamW, one-cycle schedule, fresh scenes every step.
+
+    ``device`` only moves the network and each batch (scenes are rendered on the CPU); scoring
+    runs wherever the network is, through the app's own wrapper.
+    """
     steps = steps or recipe.steps
     score = recipe.evaluate or evaluate
     seed_everything(seed)
-    config = DetectorConfig(family=recipe.family, num_classes=len(recipe.classes), image_size=size, num_keypoints=recipe.num_keypoints)
-    network = build_detector(config)
+    config = DetectorConfig(
+        family=recipe.family, num_classes=len(recipe.classes), num_keypoints=recipe.num_keypoints, **({"image_size": size} | dict(recipe.network))
+    )
+    network = build_detector(config).to(device)
     opt = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=0.1)
     log = TrainLog()
@@ -131,8 +140,10 @@ def fit(
     for step in range(1, steps + 1):
         network.train()
         images, targets = scene_batch(range(first + (step - 1) * recipe.batch, first + step * recipe.batch), size, recipe)
+        images = [image.to(device) for image in images]
+        targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
         losses = network(images, targets)
-        loss = sum(losses.values())
+        loss = sum(recipe.loss_weights.get(k, 1.0) * v for k, v in losses.items())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 10.0)
@@ -153,7 +164,7 @@ def fit(
         **card_base,
         "preprocessing": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "native_size": size, "note": "inside the network (GeneralizedRCNNTransform)"},
         "seed": seed,
-        "train": {"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "scenes_seen": steps * recipe.batch, "first_seed": first, "people_per_scene": list(recipe.people)},
+        "train": {"steps": steps, "batch": recipe.batch, "lr": recipe.lr, "scenes_seen": steps * recipe.batch, "first_seed": first, "people_per_scene": list(recipe.people), "loss_weights": dict(recipe.loss_weights)},
         "train_seconds": round(train_seconds, 1),
         "metrics": metrics,
         "trained_at": time.strftime("%Y-%m-%d"),

@@ -75,10 +75,11 @@ def train(
     name: str = "unet-shapes",
     out: Path = WEIGHTS_DIR,
     eval_count: int = 500,
+    device: str = "cpu",
 ) -> dict:
     seed_everything(seed)
     config = UNetConfig(num_classes=len(shapesworld.CLASSES))
-    model = UNet(config)
+    model = UNet(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     log = TrainLog()
@@ -86,6 +87,7 @@ def train(
     model.train()
     for step in range(1, steps + 1):
         images, targets = scene_batch(range(first + (step - 1) * batch, first + step * batch), size)
+        images, targets = images.to(device), targets.to(device)
         logits = model(images)
         ce = F.cross_entropy(logits, targets)
         loss = ce + soft_dice_loss(logits, targets)

@@ -1,0 +1,351 @@
+"""CLIP zero-shot classification: one wrapper for both tiers, the open_clip weight source, specs().
+
+Every model here is an open_clip ``CLIP`` made by ``open_clip.create_model``: the pretrained
+ones from their tag (``pretrained="laion2b_s34b_b79k"``), which open_clip resolves to a Hugging
+Face repo and reads through huggingface_hub's cache; the local one from the small config in its
+JSON card (``models/nets/clip.py``). ``ZeroShotClassifier`` carries the network, open_clip's
+preprocessing for it and its tokenizer; ``zero_shot`` is open_clip's documented recipe:
+
+    text  = mean over templates of normalise(encode_text(tokenizer(template.format(label)))), normalised
+    image = normalise(encode_image(preprocess(image)))
+    probabilities = softmax(logit_scale * image @ text.T)
+
+(``open_clip.build_zero_shot_classifier`` does the text part the same way.) A label set's text
+embeddings are computed once per model and kept in the model cache's derived state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from . import settings
+from .nets.clip import WordTokenizer, register
+from .sources import Availability, LocalWeights, WeightsUnavailable
+from .spec import ModelSpec
+
+T = TypeVar("T")
+DEFAULT_TEMPLATES = ("a photo of a {}.",)
+OPEN_CLIP_LICENSE = "MIT (open_clip code and these LAION checkpoints); trained on LAION-2B (English)"
+_instances = itertools.count()
+
+
+@dataclass(frozen=True)
+class OpenClipWeights:
+    """An open_clip pretrained tag: open_clip's factory resolves it to a Hugging Face repo and file.
+
+    Resolution order: DVL_WEIGHTS_DIR/<repo_id>/<file> -> the Hugging Face cache (HF_HOME) -> a
+    download by open_clip itself, unless offline -> a clear WeightsUnavailable. ``build`` always
+    goes through ``open_clip.create_model_and_transforms``, so open_clip's own checkpoint loading,
+    preprocessing config and tokenizer choice are used.
+    """
+
+    model_name: str  # an open_clip architecture, e.g. "ViT-B-32"
+    tag: str  # an open_clip pretrained tag, e.g. "laion2b_s34b_b79k"
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        cfg = open_clip.get_pretrained_cfg(self.model_name, self.tag)
+        if not cfg.get("hf_hub"):
+            raise ValueError(f"open_clip has no Hugging Face hub entry for {self.model_name} / {self.tag}")
+        return cfg
+
+    @property
+    def _hub_entry(self) -> tuple[str, str]:
+        """(repo id, file name or "") split as open_clip's ``download_pretrained`` splits the tag's ``hf_hub``."""
+        repo_id, file = os.path.split(self.pretrained_cfg["hf_hub"])
+        return repo_id, file
+
+    @property
+    def repo_id(self) -> str:
+        """The Hugging Face repo open_clip downloads from, e.g. ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``."""
+        return self._hub_entry[0]
+
+    @property
+    def weight_files(self) -> tuple[str, ...]:
+        """The files open_clip asks the hub for, in its order: the safetensors alternative first."""
+        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+        name = self._hub_entry[1] or HF_WEIGHTS_NAME
+        if name == HF_WEIGHTS_NAME:
+            return (HF_SAFE_WEIGHTS_NAME, name)
+        return (name[:-4] + ".safetensors", name) if name.endswith((".bin", ".pth")) else (name,)
+
+    @property
+    def filename(self) -> str:
+        return self.repo_id
+
+    def preprocess_cfg(self) -> dict:
+        """The tag's preprocessing (mean, std, interpolation, resize mode), as open_clip merges it."""
+        return {k: v for k, v in self.pretrained_cfg.items() if k in ("mean", "std", "interpolation", "resize_mode")}
+
+    def explicit_path(self) -> Path | None:
+        folder = settings.weights_dir()
+        if not folder:
+            return None
+        return next((folder / self.repo_id / f for f in self.weight_files if (folder / self.repo_id / f).is_file()), None)
+
+    def cached_file(self) -> Path | None:
+        """The checkpoint in the Hugging Face cache, if a download (or a planting) left it there."""
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in self.weight_files:
+            found = try_to_load_from_cache(self.repo_id, name, cache_dir=settings.hf_cache_dir())
+            if isinstance(found, str):
+                return Path(found)
+        return None
+
+    def availability(self) -> Availability:
+        if self.explicit_path() or self.cached_file():
+            return Availability.CACHED
+        return Availability.UNAVAILABLE if settings.offline() else Availability.DOWNLOADABLE
+
+    def fetch(self) -> str:
+        path = self.explicit_path() or self.cached_file() or self._download(
+            lambda: open_clip.download_pretrained(self.pretrained_cfg, cache_dir=str(settings.hf_cache_dir()))
+        )
+        return f"{self.model_name} {self.tag} ({self.repo_id}): in {Path(path).parent}"
+
+    def build(self) -> tuple[nn.Module, Callable]:
+        """``(model, preprocess)`` from open_clip's factory, with these weights loaded."""
+        from huggingface_hub import constants as hub
+
+        explicit = self.explicit_path()
+        cached = self.cached_file()
+        if explicit or (cached and settings.offline() and not hub.HF_HUB_OFFLINE):
+            # A file open_clip cannot find by tag (DVL_WEIGHTS_DIR), or a cached one when offline but
+            # huggingface_hub was not told so at import (it would try the network first): give open_clip
+            # the file itself, with the tag's preprocessing.
+            pre = self.preprocess_cfg()
+            return self._create(
+                str(explicit or cached), image_mean=pre["mean"], image_std=pre["std"],
+                image_interpolation=pre["interpolation"], image_resize_mode=pre["resize_mode"],
+            )
+        if cached:
+            return self._create(self.tag)  # open_clip's own path: tag -> repo -> hf_hub_download -> the cache
+        if settings.offline():
+            raise WeightsUnavailable(self._how_to_get())
+        return self._download(lambda: self._create(self.tag))
+
+    def _create(self, pretrained: str, **kwargs) -> tuple[nn.Module, Callable]:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            self.model_name, pretrained=pretrained, cache_dir=str(settings.hf_cache_dir()), **kwargs
+        )
+        return model, preprocess
+
+    def _download(self, action: Callable[[], T]) -> T:
+        if settings.offline():
+            raise WeightsUnavailable(self._how_to_get())
+        try:
+            return action()
+        except (OSError, RuntimeError, ValueError) as error:  # open_clip wraps a failed hub download in RuntimeError
+            raise WeightsUnavailable(f"Downloading {self.repo_id} failed ({error}). {self._how_to_get()}") from error
+
+    def _how_to_get(self) -> str:
+        return (
+            f"The open_clip weights {self.model_name} / {self.tag} ({self.repo_id}) are not on this machine and cannot "
+            f"be downloaded from here. On a connected machine run `python -m models prefetch`, and copy the Hugging Face "
+            f"cache ({settings.hf_cache_dir()}) here, or put {self.weight_files[0]} into "
+            f"DVL_WEIGHTS_DIR/{self.repo_id}/. Until then, pick a local model."
+        )
+
+
+class ZeroShotClassifier(nn.Module):
+    """An open_clip CLIP with its preprocessing and tokenizer: images and texts in, unit embeddings out."""
+
+    def __init__(
+        self, model: nn.Module, preprocess: Callable[[Image.Image], torch.Tensor], tokenizer: Callable, name: str
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.name = name
+        self._instance = next(_instances)  # this object's weights, for the text-embedding cache key
+        self.eval()  # an inference wrapper: batch norms (the local ResNet tower) use their running statistics
+
+    @property
+    def logit_scale(self) -> float:
+        """The learned inverse temperature, exp(logit_scale): 100 for the released CLIPs."""
+        return float(self.model.logit_scale.detach().exp())
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.visual.output_dim)
+
+    @property
+    def image_size(self) -> int:
+        size = self.model.visual.image_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    def unknown_words(self, texts: Sequence[str]) -> list[str]:
+        """Words this model's tokenizer cannot read (the local model knows only ShapesWorld's words)."""
+        if not isinstance(self.tokenizer, WordTokenizer):
+            return []
+        return list(dict.fromkeys(w for t in texts for w in self.tokenizer.unknown_words(t)))
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        p = next(self.model.parameters())
+        return p.device, p.dtype
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """(N, D) float32 unit vectors, one per image."""
+        device, dtype = self._device_dtype()
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = torch.stack([self.preprocess(im) for im in images[start : start + batch_size]]).to(device, dtype)
+            out.append(F.normalize(self.model.encode_image(x).float(), dim=-1).cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.embed_dim)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """(M, D) float32 unit vectors, one per text."""
+        device, _ = self._device_dtype()
+        tokens = self.tokenizer(list(texts)).to(device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1).cpu()
+
+    def class_embeddings(self, labels: Sequence[str], templates: Sequence[str], cache: bool = True) -> torch.Tensor:
+        """(M, D) unit vectors: per label, the re-normalised mean of its templates' text embeddings.
+
+        Cached per (model, labels, templates) in the model cache, so re-running a label set on new
+        images costs only the image encoder.
+        """
+        labels, templates = tuple(labels), tuple(templates)
+
+        def compute() -> torch.Tensor:
+            texts = [t.format(label) for label in labels for t in templates]
+            per_text = self.encode_texts(texts).reshape(len(labels), len(templates), -1)
+            return F.normalize(per_text.mean(dim=1), dim=-1)
+
+        if not cache:
+            return compute()
+        from .registry import cache as model_cache  # the registry imports this module
+
+        return model_cache().derived(("clip-text", self.name, self._instance, labels, templates), compute)
+
+
+@dataclass
+class ZeroShotResult:
+    probabilities: np.ndarray  # (N, M) float32, softmax over the labels per image
+    similarities: np.ndarray  # (N, M) float32 cosine similarities, in [-1, 1]
+    labels: list[str]
+    templates: list[str]
+    scale: float  # what the similarities were multiplied by before the softmax (1 / temperature)
+
+
+def zero_shot(
+    classifier: ZeroShotClassifier,
+    images: Sequence[Image.Image],
+    labels: Sequence[str],
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    temperature: float | None = None,
+) -> ZeroShotResult:
+    """Classify ``images`` among ``labels`` with no training: the closest label text wins.
+
+    ``templates`` are format strings with one ``{}`` for the label ("a photo of a {}."); several
+    are averaged (template ensembling). ``temperature`` None uses the model's learned scale.
+    """
+    labels, templates = list(labels), list(templates)
+    if not images:
+        raise ValueError("give at least one image")
+    if not labels or any(not str(label).strip() for label in labels):
+        raise ValueError("give at least one label, and no empty ones")
+    if not templates or any("{}" not in t for t in templates):
+        raise ValueError('every template needs a "{}" where the label goes, e.g. "a photo of a {}."')
+    if temperature is not None and temperature <= 0:
+        raise ValueError("temperature must be positive")
+    image_features = classifier.encode_images(list(images))
+    text_features = classifier.class_embeddings(labels, templates)
+    similarities = image_features @ text_features.T
+    scale = classifier.logit_scale if temperature is None else 1.0 / temperature
+    probabilities = (scale * similarities).softmax(dim=-1)
+    return ZeroShotResult(probabilities.numpy(), similarities.numpy(), labels, templates, scale)
+
+
+def local_classifier(model: nn.Module, card: dict, name: str) -> ZeroShotClassifier:
+    """The local CLIP with the preprocessing and tokenizer its card describes (open_clip's own transform)."""
+    pre = card["preprocessing"]
+    preprocess = open_clip.image_transform(
+        pre["image_size"], is_train=False, mean=tuple(pre["mean"]), std=tuple(pre["std"]),
+        resize_mode=pre["resize_mode"], interpolation=pre["interpolation"],
+    )
+    return ZeroShotClassifier(model, preprocess, WordTokenizer.from_dict(card["tokenizer"]), name)
+
+
+def _load_local(spec: ModelSpec) -> ZeroShotClassifier:
+    source: LocalWeights = spec.source  # type: ignore[assignment]
+    if source.availability() is not Availability.LOCAL:
+        source.state_dict()  # raises the error that says how to train it
+    card = source.card()
+    register(spec.name, card["config"])
+    model = open_clip.create_model(spec.name, pretrained=str(source.path))  # open_clip's own checkpoint loader
+    return local_classifier(model, card, spec.name)
+
+
+def _load_open_clip(spec: ModelSpec) -> ZeroShotClassifier:
+    source: OpenClipWeights = spec.source  # type: ignore[assignment]
+    model, preprocess = source.build()
+    return ZeroShotClassifier(model, preprocess, open_clip.get_tokenizer(source.model_name), spec.name)
+
+
+def _open_clip_spec(
+    name: str, title: str, model_name: str, tag: str, params: int, imagenet: float, fast_on_cpu: bool = False
+) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        task="zeroshot",
+        tier="pretrained",
+        title=title,
+        source=OpenClipWeights(model_name, tag),
+        license=OPEN_CLIP_LICENSE,
+        params=params,
+        load=_load_open_clip,
+        metrics={"ImageNet-1k zero-shot top-1": imagenet},
+        about=f"`open_clip.create_model_and_transforms('{model_name}', pretrained='{tag}')`",
+        fast_on_cpu=fast_on_cpu,
+    )
+
+
+def _local_spec() -> ModelSpec:
+    source = LocalWeights("clip-shapes")
+    card = source.card()
+    metrics = card.get("metrics", {})
+    return ModelSpec(
+        name="clip-shapes",
+        task="zeroshot",
+        tier="local",
+        title="Mini-CLIP (ShapesWorld)",
+        source=source,
+        license="MIT (this project)",
+        params=card.get("parameters", 0),
+        load=_load_local,
+        metrics={
+            "ShapesWorld zero-shot accuracy (30 colour-shape labels)": metrics.get("zero_shot_accuracy"),
+            "accuracy on colour-shape pairs never trained on": metrics.get("held_out_accuracy"),
+        },
+        about="open_clip's `CLIP` with the small config of `models/nets/clip.py`, "
+        "trained by `python -m models train clip-shapes`",
+    )
+
+
+def specs() -> list[ModelSpec]:
+    """Zero-shot models, best first (ImageNet zero-shot top-1 from open_clip's results table)."""
+    return [
+        _open_clip_spec("clip-vit-b-16", "OpenCLIP ViT-B/16 (LAION-2B)", "ViT-B-16", "laion2b_s34b_b88k", 149_620_737, 0.7023),
+        _open_clip_spec(
+            "clip-vit-b-32", "OpenCLIP ViT-B/32 (LAION-2B)", "ViT-B-32", "laion2b_s34b_b79k", 151_277_313, 0.6656,
+            fast_on_cpu=True,
+        ),
+        _local_spec(),
+    ]
