@@ -53,6 +53,12 @@ CSS = """
 .dvl-bar { height: .6rem; background: rgba(127,127,127,.15); border-radius: 3px; overflow: hidden; }
 .dvl-bar > span { display: block; height: 100%; }
 .dvl-legend-share { text-align: right; font-variant-numeric: tabular-nums; }
+.dvl-matrix { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
+.dvl-matrix caption { caption-side: bottom; font-size: 0.8rem; opacity: .75; padding-top: 4px; text-align: left; }
+.dvl-matrix th { padding: 2px 6px; font-weight: 600; text-align: left; }
+.dvl-matrix td { padding: 2px 6px; text-align: center; min-width: 3.2rem; }
+.dvl-matrix td small { color: inherit; opacity: .85; }
+.dvl-scroll { overflow-x: auto; max-width: 100%; }
 """
 
 

@@ -178,3 +178,56 @@ def draw_skeletons(
             pixels, torch.from_numpy(points[None]).float(), skeleton, tuple(map(int, colour)), radius, width, visibility=torch.from_numpy(sure[None])
         )
     return Image.fromarray(pixels.permute(1, 2, 0).numpy())
+
+
+def embedding_scatter(
+    image_points: np.ndarray,
+    thumbnails: list[Image.Image],
+    text_points: np.ndarray,
+    texts: list[str],
+    highlighted: set[int] = frozenset(),
+    size: tuple[int, int] = (760, 520),
+    thumb: int = 56,
+) -> Image.Image:
+    """A 2-D map of embeddings: each image drawn as a thumbnail where it lands, each text as a dot and its words.
+
+    The picture a student needs: the image sits next to the words that describe it. Texts in
+    ``highlighted`` are drawn dark and on top of everything; the rest faint and beneath the images,
+    so a long label list stays legible.
+    """
+    width, height = size
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=14)
+    points = np.concatenate([image_points, text_points]).astype(np.float64)
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = np.where(high - low > 1e-9, high - low, 1.0)
+    margin = thumb // 2 + 8
+
+    def place(p: np.ndarray) -> tuple[int, int]:
+        x, y = (p - low) / span
+        return round(margin + x * (width - 2 * margin - 90)), round(height - margin - y * (height - 2 * margin))
+
+    def label(i: int) -> None:
+        x, y = place(text_points[i])
+        dark = i in highlighted
+        ink = (30, 30, 30) if dark else (185, 185, 185)
+        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(230, 120, 30) if dark else ink)
+        if dark:  # on a white patch: it may sit on an image
+            left, top, right, bottom = draw.textbbox((x + 6, y - 8), texts[i], font=font)
+            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(255, 255, 255))
+        draw.text((x + 6, y - 8), texts[i], fill=ink, font=font)
+
+    for i in range(len(texts)):
+        if i not in highlighted:
+            label(i)
+    for p, image in zip(image_points, thumbnails):
+        x, y = place(p)
+        small = image.convert("RGB").copy()
+        small.thumbnail((thumb, thumb))
+        left, top = x - small.width // 2, y - small.height // 2
+        draw.rectangle((left - 3, top - 3, left + small.width + 2, top + small.height + 2), fill=(40, 90, 200))
+        canvas.paste(small, (left, top))
+    for i in sorted(highlighted):
+        label(i)
+    return canvas

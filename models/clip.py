@@ -194,6 +194,11 @@ class ZeroShotClassifier(nn.Module):
             return []
         return list(dict.fromkeys(w for t in texts for w in self.tokenizer.unknown_words(t)))
 
+    def cut_texts(self, texts: Sequence[str]) -> list[str]:
+        """The texts longer than the text encoder reads (77 tokens for CLIP): their ends are ignored."""
+        room = self.model.context_length - 2  # <start_of_text> and <end_of_text> take two places
+        return [t for t in texts if len(self.tokenizer.encode(t)) > room]
+
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         p = next(self.model.parameters())
         return p.device, p.dtype
@@ -242,6 +247,8 @@ class ZeroShotResult:
     labels: list[str]
     templates: list[str]
     scale: float  # what the similarities were multiplied by before the softmax (1 / temperature)
+    image_features: np.ndarray  # (N, D) unit vectors: where the images sit in the shared space
+    text_features: np.ndarray  # (M, D) unit vectors: each label's (template-averaged) text embedding
 
 
 def zero_shot(
@@ -270,7 +277,9 @@ def zero_shot(
     similarities = image_features @ text_features.T
     scale = classifier.logit_scale if temperature is None else 1.0 / temperature
     probabilities = (scale * similarities).softmax(dim=-1)
-    return ZeroShotResult(probabilities.numpy(), similarities.numpy(), labels, templates, scale)
+    return ZeroShotResult(
+        probabilities.numpy(), similarities.numpy(), labels, templates, scale, image_features.numpy(), text_features.numpy()
+    )
 
 
 def local_classifier(model: nn.Module, card: dict, name: str) -> ZeroShotClassifier:
@@ -337,6 +346,21 @@ def _local_spec() -> ModelSpec:
         about="open_clip's `CLIP` with the small config of `models/nets/clip.py`, "
         "trained by `python -m models train clip-shapes`",
     )
+
+
+def suggested_templates(name: str) -> list[str]:
+    """Prompt templates to ensemble for model ``name``: words it can read.
+
+    Pretrained: "a photo of a {}." and open_clip's short ImageNet set (the seven templates its
+    authors picked from CLIP's eighty). Local: templates from its own training captions, since every
+    other word is unknown to its ShapesWorld vocabulary.
+    """
+    from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
+
+    spec = next(s for s in specs() if s.name == name)
+    if spec.tier == "local":
+        return list(spec.source.card().get("caption_templates", DEFAULT_TEMPLATES))[:6]
+    return [DEFAULT_TEMPLATES[0], *(template("{}") for template in SIMPLE_IMAGENET_TEMPLATES)]
 
 
 def specs() -> list[ModelSpec]:

@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/classify"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
@@ -206,3 +206,59 @@ def test_pose_refuses_a_model_without_keypoints(client, scene_file):
     path, _ = scene_file
     with pytest.raises(AppError, match="fcos-shapes"):  # not in the pose tab's list of models
         client.predict(handle_file(str(path)), "fcos-shapes", 0.5, 2.0, 20, api_name="/pose")
+
+
+# ---------------------------------------------------------------- /classify
+
+SHAPE_LABELS = "\n".join(f"{c} {s}" for s in shapesworld.SHAPES for c in shapesworld.COLOURS)
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory) -> list[tuple[Path, str]]:
+    """Unseen single-object images and what they show: a red ring (never trained on) and two others."""
+    folder = tmp_path_factory.mktemp("objects")
+    found = []
+    for offset in (85, 0, 1):
+        image, prompt = shapesworld.single_object(shapesworld.SPLITS["test"].start + offset, 64)
+        path = folder / f"object-{offset}.png"
+        Image.fromarray(image).save(path)
+        found.append((path, " ".join(prompt.split()[-2:])))
+    return found
+
+
+def test_classify_names_unseen_objects_with_the_local_mini_clip(client, objects):
+    (first, truth), *more = objects
+    scores, note, table, space, with_templates, bare = client.predict(
+        handle_file(str(first)), [handle_file(str(p)) for p, _ in more], SHAPE_LABELS, True, "a photo of a {}.\na drawing of a {}.",
+        0.0, "clip-shapes", api_name="/classify",
+    )
+    assert scores["label"] == truth == "red ring"
+    assert abs(sum(c["confidence"] for c in scores["confidences"]) - 1) < 1e-3
+    assert truth in note and "2 template(s)" in note
+    assert table.count("<tr>") == 1 + len(objects)
+    assert with_templates["label"] == truth and bare["confidences"]
+    assert Image.open(space).size == (760, 520)
+
+
+def test_classify_with_one_label_answers_its_cosine_similarity(client, objects):
+    (path, _), *_ = objects
+    scores, note, *_ = client.predict(handle_file(str(path)), None, "red ring", True, "a photo of a {}.", 0.0, "clip-shapes", api_name="/classify")
+    cosine = scores["confidences"][0]["confidence"]
+    assert scores["label"] == "red ring" and -1 <= cosine < 0.999 and "cosine similarity" in note
+
+
+@pytest.mark.parametrize(
+    "labels, templates, model, hint",
+    [
+        ("", "a photo of a {}.", "clip-shapes", "at least one label"),
+        (",".join(f"label {i}" for i in range(1001)), "a photo of a {}.", "clip-shapes", "at most 1000"),
+        ("cat", "a photo of a cat.", "clip-shapes", "exactly one"),
+        ("cat", "a photo of a {}.", "clip-vit-b-32", "prefetch"),  # no pretrained weights on this offline machine
+    ],
+)
+def test_classify_refuses_bad_input_clearly_and_keeps_serving(client, objects, labels, templates, model, hint):
+    (path, truth), *_ = objects
+    with pytest.raises(AppError, match=hint):
+        client.predict(handle_file(str(path)), None, labels, True, templates, 0.0, model, api_name="/classify")
+    scores, *_ = client.predict(handle_file(str(path)), None, SHAPE_LABELS, True, "a photo of a {}.", 0.0, "clip-shapes", api_name="/classify")
+    assert scores["label"] == truth

@@ -322,3 +322,34 @@ def test_detector_tabs_in_a_browser(app_url, session, tab, button, model, result
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)
         assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+def test_clip_tab_in_a_browser(app_url, session):
+    """An unseen red ring (a pair the mini-CLIP never trained on): the bar chart names it, the table and map fill in;
+    emptying the labels gives a clear message, and the tab carries on."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "CLIP zero-shot", "Classify")
+    with screenshot_on_failure(page, "browser-classify-failure.png"):
+        choose_model(panel, "Mini-CLIP (ShapesWorld)")
+        example = panel.locator("img[src*='/single-object-']").first  # examples of two inputs are table rows
+        expect(example).to_be_visible(timeout=UI_MS)
+        example.click()
+        chart = block(panel, "Probabilities (first image)")
+        expect(chart.get_by_test_id("label-output-value")).to_have_text("red ring", timeout=PREDICT_MS)
+        expect(panel.locator("table.dvl-matrix tr")).to_have_count(2, timeout=UI_MS)
+        panel.get_by_text("The shared embedding space, in 2-D").click()
+        expect(block(panel, "Embedding map (PCA)").locator("img").first).to_be_visible(timeout=UI_MS)
+        screenshot(page, "browser-classify.png")
+
+        labels = panel.locator("label").filter(has_text=re.compile(r"^\s*Labels")).locator("textarea")
+        labels.fill("")
+        panel.get_by_role("button", name="Classify", exact=True).click()
+        expect(error_toasts(page).first).to_contain_text("at least one label", timeout=UI_MS)
+        close_toasts(page)
+        labels.fill("red ring, green star, blue circle")
+        panel.get_by_role("button", name="Classify", exact=True).click()
+        expect(chart.get_by_test_id("label-output-value")).to_have_text("red ring", timeout=PREDICT_MS)
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
