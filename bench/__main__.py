@@ -1,8 +1,9 @@
-"""Command line: ``python -m bench`` prints the segmentation and detection benchmarks as markdown tables.
+"""Command line: ``python -m bench`` prints the benchmarks of every tab as markdown tables.
 
     python -m bench                          # every model of every task, in process and over HTTP
     python -m bench --quick                  # the local models + small pretrained ones of each task, few repetitions
     python -m bench --task detection --quick # one task only
+    python -m bench --task zeroshot          # CLIP: the tab's latency and its speed against transformers' pipeline
     python -m bench --models unet-shapes fcos-shapes --repeats 50 --json bench.json
     python -m bench --no-http                # in-process numbers only
     python -m bench --torch-home ~/.cache/torch --hf-home ~/.cache/huggingface   # real downloaded weights
@@ -22,7 +23,7 @@ from pathlib import Path
 import models
 import torch
 
-from . import api, data, inprocess, machine, report, targets
+from . import api, data, inprocess, machine, report, targets, zeroshot
 from .tasks import SEGMENTATION, TASKS, Task
 from .weights import weights_for
 
@@ -39,7 +40,7 @@ def positive(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=[*TASKS, "all"], default="all", help="which task's models to measure (default: all)")
+    parser.add_argument("--task", choices=[*TASKS, "zeroshot", "all"], default="all", help="which task's models to measure (default: all)")
     parser.add_argument("--models", nargs="+", metavar="NAME", help="models to run (default: all of the task; names or a,b,c)")
     parser.add_argument("--repeats", type=positive, metavar="N",
                         help="timed predictions per local model, in process and over HTTP; re-renders per model (default 30; quick 5)")
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def chosen_tasks(args: argparse.Namespace) -> list[Task]:
-    return list(TASKS.values()) if args.task == "all" else [TASKS[args.task]]
+    return list(TASKS.values()) if args.task == "all" else [TASKS[args.task]] if args.task in TASKS else []
 
 
 def chosen_models(args: argparse.Namespace, tasks: list[Task]) -> list[str]:
@@ -89,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    zeroshot_result = None
+    if args.task in ("zeroshot", "all") and not args.models:
+        say("CLIP zero-shot: the tab's latency and transformers' pipeline on the same ViT-B/32")
+        zeroshot_result = zeroshot.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10))
+        if args.task == "zeroshot":
+            print(zeroshot_result.markdown())
+            return 0
     tasks = chosen_tasks(args)
     names = chosen_models(args, tasks)
     local_repeats = args.repeats or (5 if args.quick else 30)
@@ -128,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     wall_s = time.perf_counter() - started
     at_end = machine.describe_now()
     print(report.markdown(tasks, conditions, at_end, setup_line, results, api_run, checked, machine.process_peak_bytes(), wall_s, data_result))
+    if zeroshot_result is not None:
+        print("\n" + zeroshot_result.markdown())
     if args.json:
         report.write_json(
             Path(args.json),
@@ -139,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 "inprocess": [r.to_dict() for r in results],
                 "api": api_run.to_dict() if api_run else None,
                 "data": data_result.to_dict() if data_result else None,
+                "zeroshot": zeroshot_result.to_dict() if zeroshot_result else None,
                 "targets": [t.to_dict() for t in checked],
                 "process_peak_rss_bytes": machine.process_peak_bytes(),
                 "wall_s": wall_s,
