@@ -1,5 +1,5 @@
 """The tabs of Deep Vision Lab, in order. Each module has TITLE, TASK, ENDPOINT (its main API name) and ``build()``."""
 
-from . import classify, detection, instances, pose, segmentation
+from . import classify, detection, instances, pose, retrieve, segmentation
 
-ALL = [segmentation, detection, instances, pose, classify]
+ALL = [segmentation, detection, instances, pose, classify, retrieve]

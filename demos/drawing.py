@@ -188,18 +188,20 @@ def embedding_scatter(
     highlighted: set[int] = frozenset(),
     size: tuple[int, int] = (760, 520),
     thumb: int = 56,
+    dots: tuple[np.ndarray, list[tuple[int, int, int]]] | None = None,
 ) -> Image.Image:
     """A 2-D map of embeddings: each image drawn as a thumbnail where it lands, each text as a dot and its words.
 
     The picture a student needs: the image sits next to the words that describe it. Texts in
     ``highlighted`` are drawn dark and on top of everything; the rest faint and beneath the images,
-    so a long label list stays legible.
+    so a long label list stays legible. ``dots``: more points, each a small disc of its own colour
+    (a gallery coloured by class), drawn first.
     """
     width, height = size
     canvas = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=14)
-    points = np.concatenate([image_points, text_points]).astype(np.float64)
+    points = np.concatenate([image_points, text_points, *([dots[0]] if dots else [])]).astype(np.float64)
     low, high = points.min(axis=0), points.max(axis=0)
     span = np.where(high - low > 1e-9, high - low, 1.0)
     margin = thumb // 2 + 8
@@ -218,6 +220,9 @@ def embedding_scatter(
             draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(255, 255, 255))
         draw.text((x + 6, y - 8), texts[i], fill=ink, font=font)
 
+    for p, colour in zip(*dots) if dots else ():
+        x, y = place(p)
+        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
     for i in range(len(texts)):
         if i not in highlighted:
             label(i)

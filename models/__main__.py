@@ -24,6 +24,7 @@ from .training import clip as clip_training
 from .training import detection as detection_training
 from .training import instances as instances_training
 from .training import pose as pose_training
+from .training import retrieval as retrieval_training
 from .training import segmentation as segmentation_training
 
 
@@ -38,6 +39,7 @@ class Trainer:
 TRAINERS = {
     "unet-shapes": Trainer(segmentation_training.train, segmentation_training.evaluate),
     "clip-shapes": Trainer(clip_training.train, clip_training.evaluate),
+    **{name: Trainer(functools.partial(retrieval_training.train, name), retrieval_training.evaluate) for name in ("rotation-shapes", "simclr-shapes")},
     **{
         name: Trainer(functools.partial(module.train, name), module.evaluate)
         for module in (detection_training, instances_training, pose_training)

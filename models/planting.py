@@ -64,7 +64,19 @@ def _detr_resnet50() -> list:
     return [DetrForObjectDetection(config), DetrImageProcessor()]  # processor: 800/1333 resize, ImageNet mean/std
 
 
-PUBLISHED: dict[str, Callable[[], list]] = {"facebook/detr-resnet-50": _detr_resnet50}
+def _dinov2_small() -> list:
+    """DINOv2 ViT-S/14 as ``facebook/dinov2-small`` publishes it: its config and its BitImageProcessor settings."""
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    config = Dinov2Config(hidden_size=384, num_attention_heads=6, num_hidden_layers=12, patch_size=14, image_size=518, mlp_ratio=4)
+    processor = BitImageProcessor(
+        size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True, resample=3,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+    )
+    return [Dinov2Model(config), processor]
+
+
+PUBLISHED: dict[str, Callable[[], list]] = {"facebook/detr-resnet-50": _detr_resnet50, "facebook/dinov2-small": _dinov2_small}
 """Repo id -> random-init objects (model, processor, ...) with the published configuration."""
 
 

@@ -229,13 +229,19 @@ def _near_own_pixels(instance_map: np.ndarray, x: int, y: int, instance_id: int)
     return bool((window == instance_id).any())
 
 
-def single_object(seed: int, size: int = 64) -> tuple[np.ndarray, str]:
+def single_object(seed: int, size: int = 64, background_seed: int | None = None) -> tuple[np.ndarray, str]:
     """An image of one centred-ish object over a plain textured background, and its prompt.
 
     For text-to-image models: the prompt ("a large red star") names everything that varies.
+    ``background_seed`` redraws the background and the pixel noise from that seed and leaves the
+    object exactly as ``seed`` draws it: the same object in another setting (self-supervised
+    training's positive pairs).
     """
     rng = np.random.default_rng(seed)
     img = render.background(rng, size) * 0.4 + 140  # low-contrast background, so the object dominates
+    setting = rng if background_seed is None else np.random.default_rng([seed, background_seed])
+    if background_seed is not None:
+        img = render.background(setting, size) * 0.4 + 140
     kind = SHAPES[rng.integers(len(SHAPES))]
     colour, rgb = _pick_colour(rng)
     size_name = ("small", "large")[rng.integers(2)]
@@ -243,5 +249,5 @@ def single_object(seed: int, size: int = 64) -> tuple[np.ndarray, str]:
     cx, cy = size / 2 + rng.uniform(-0.1, 0.1) * size, size / 2 + rng.uniform(-0.1, 0.1) * size
     mask = render.shape_mask(kind, size, cx, cy, radius, rng.uniform(0, 2 * math.pi))
     render.paint(img, mask, rgb, rng, (0, 0, size, size))
-    image = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    image = np.clip(img + setting.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
     return image, f"a {size_name} {colour} {kind}"

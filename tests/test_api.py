@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/classify"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/classify", "/retrieve"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
@@ -262,3 +262,23 @@ def test_classify_refuses_bad_input_clearly_and_keeps_serving(client, objects, l
         client.predict(handle_file(str(path)), None, labels, True, templates, 0.0, model, api_name="/classify")
     scores, *_ = client.predict(handle_file(str(path)), None, SHAPE_LABELS, True, "a photo of a {}.", 0.0, "clip-shapes", api_name="/classify")
     assert scores["label"] == truth
+
+
+# ---------------------------------------------------------------- /retrieve
+
+
+def test_retrieve_neighbours_and_one_users_uploads_stay_out_of_anothers_results(client, app_url, objects):
+    (query, _), *_ = objects
+    shown, table, note = client.predict(handle_file(str(query)), "rotation-shapes", 5, [handle_file(str(query))], api_name="/retrieve")
+    assert len(shown) == len(table["data"]) == 5
+    assert table["data"][0][1] == "your image 1" and table["data"][0][2] == pytest.approx(1.0, abs=1e-4)
+    other = Client(app_url, verbose=False)  # another user, at the same time
+    shown, table, note = other.predict(handle_file(str(query)), "rotation-shapes", 50, None, api_name="/retrieve")
+    assert not any(row[1].startswith("your image") for row in table["data"]) and "of yours" not in note
+
+
+@pytest.mark.parametrize("k, model, hint", [(0, "rotation-shapes", "less than minimum value 1"), (51, "rotation-shapes", "greater than maximum value 50"), (5, "dinov2-small", "prefetch")])
+def test_retrieve_refuses_bad_input_clearly(client, objects, k, model, hint):
+    (query, _), *_ = objects
+    with pytest.raises(AppError, match=hint):
+        client.predict(handle_file(str(query)), model, k, None, api_name="/retrieve")

@@ -353,3 +353,24 @@ def test_clip_tab_in_a_browser(app_url, session):
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)
         assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+
+def test_retrieval_tab_in_a_browser(app_url, session):
+    """An unseen object as the query: the neighbours appear with their cosine similarity, and the map draws."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Self-supervised retrieval", "Find neighbours")
+    with screenshot_on_failure(page, "browser-retrieve-failure.png"):
+        choose_model(panel, "Rotation encoder (ShapesWorld)")
+        click_example(panel, "query-object-")
+        neighbours = block(panel, "Nearest neighbours (cosine similarity)")
+        expect(neighbours.locator("img")).to_have_count(8, timeout=PREDICT_MS)
+        expect(panel.get_by_text("nearest of 600 gallery images")).to_be_visible(timeout=UI_MS)
+        panel.get_by_text("The gallery in 2-D").click()
+        panel.get_by_role("button", name="Draw the map").click()
+        expect(block(panel, "Gallery embeddings").locator("img").first).to_be_visible(timeout=PREDICT_MS)
+        screenshot(page, "browser-retrieve.png")
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)

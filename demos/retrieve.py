@@ -1,0 +1,254 @@
+"""Self-supervised retrieval tab: find the nearest images by their embeddings, and see what the features learned.
+
+Pure functions first (``gallery``, ``nearest``, ``retrieve``, ``embedding_map``, ``probe_table``),
+then ``build()``, which only wires them to widgets. The encoders are ``models.retrieval``'s; a
+gallery's embeddings are computed once per model and cached.
+
+Privacy: the images a user adds arrive as that request's files (a Gradio component's value
+belongs to one browser session) and are searched for that request only; they never join the
+shared gallery, so no other session can retrieve them.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+import models
+import shapesworld
+
+from . import common, drawing
+from .inputs import BadInput
+from .upload import UploadedImage
+
+TITLE = "Self-supervised retrieval"
+TASK = "retrieval"
+ENDPOINT = "retrieve"  # the tab's main action, served at /retrieve
+
+GALLERY_SIZE = 600  # ShapesWorld objects: 20 of each colour-shape class on average
+GALLERY_SEED = shapesworld.SPLITS["test"].start + 100_000  # unseen by every local model
+MAX_UPLOADS = 200
+MAX_K = 50
+SHAPE_RGB = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (225, 200, 30), "purple": (140, 60, 180), "orange": (240, 130, 20)}
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    image: Image.Image
+    label: str  # "red star" for a ShapesWorld object, "your image 3" for an upload
+
+
+@functools.cache
+def gallery() -> tuple[GalleryItem, ...]:
+    """The shared gallery: GALLERY_SIZE unseen ShapesWorld objects with their true colour-shape label."""
+    items = []
+    for seed in range(GALLERY_SEED, GALLERY_SEED + GALLERY_SIZE):
+        image, prompt = shapesworld.single_object(seed, 64)
+        items.append(GalleryItem(Image.fromarray(image), " ".join(prompt.split()[-2:])))
+    return tuple(items)
+
+
+def gallery_embeddings(model_name: str, progress: gr.Progress | None = None) -> np.ndarray:
+    """(GALLERY_SIZE, D) unit vectors of the shared gallery, computed once per model."""
+    embedder = common.load_model(model_name, progress)
+    return models.cache().derived(("retrieval-gallery", model_name), lambda: embedder.embed([item.image for item in gallery()]))
+
+
+def embed(images: list[Image.Image], model_name: str) -> np.ndarray:
+    """Unit vectors of ``images``, each cached per (model, image content)."""
+    embedder = common.load_model(model_name)
+    rows = [models.cache().derived(("retrieval-embedding", model_name, common.image_key(image)), lambda image=image: embedder.embed([image])[0]) for image in images]
+    return np.stack(rows)
+
+
+def nearest(query: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows of ``index`` most cosine-similar to ``query`` (all unit vectors), best first, and their similarities.
+
+    One matrix-vector product and a partial sort: O(N) for N rows, a few milliseconds for 10,000.
+    """
+    similarities = index @ query
+    k = min(k, len(similarities))
+    top = np.argpartition(-similarities, k - 1)[:k]
+    order = top[np.argsort(-similarities[top], kind="stable")]
+    return order, similarities[order]
+
+
+@dataclass
+class Retrieval:
+    items: list[GalleryItem]  # the neighbours, best first
+    similarities: np.ndarray
+    note: str
+
+
+def retrieve(query: Image.Image, model_name: str, k: int, uploads: list[Image.Image] = (), progress: gr.Progress | None = None) -> Retrieval:
+    """The ``k`` nearest gallery images (the shared ShapesWorld gallery plus this request's own uploads)."""
+    if not 1 <= k <= MAX_K:
+        raise BadInput(f"k must be between 1 and {MAX_K}; it was {k}.")
+    if len(uploads) > MAX_UPLOADS:
+        raise BadInput(f"That is {len(uploads)} gallery images; at most {MAX_UPLOADS} can be added per search.")
+    items = list(gallery()) + [GalleryItem(image, f"your image {i + 1}") for i, image in enumerate(uploads)]
+    index = gallery_embeddings(model_name, progress)
+    if uploads:
+        index = np.concatenate([index, embed(list(uploads), model_name)])
+    order, similarities = nearest(embed([query], model_name)[0], index, k)
+    note = f"{len(order)} nearest of {len(items)} gallery images ({GALLERY_SIZE} unseen ShapesWorld objects"
+    note += f" and {len(uploads)} of yours, searched for you only)" if uploads else ")"
+    if k > len(items):
+        note += f"; k = {k} is more than the gallery holds, so all are shown"
+    return Retrieval([items[i] for i in order], similarities, note + ".")
+
+
+def coordinates(points: np.ndarray, method: str) -> np.ndarray:
+    """(N, 2) from scikit-learn: PCA (linear, global) or t-SNE (non-linear, keeps neighbourhoods)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    if method == "PCA":
+        return PCA(n_components=2, random_state=0).fit_transform(points)
+    if method == "t-SNE":
+        return TSNE(n_components=2, perplexity=30, init="pca", random_state=0).fit_transform(points)
+    raise BadInput(f"Unknown projection {method!r}: choose PCA or t-SNE.")
+
+
+def embedding_map(query: Image.Image, model_name: str, method: str = "PCA") -> Image.Image:
+    """The shared gallery in 2-D, each object a dot in its own colour, each class named at its centre; the query as a thumbnail."""
+    index = gallery_embeddings(model_name)
+    query_vector = embed([query], model_name)
+    xy = coordinates(np.concatenate([index, query_vector]), method)
+    labels = [item.label for item in gallery()]
+    names = sorted(set(labels))
+    centres = np.stack([xy[:-1][[i for i, label in enumerate(labels) if label == name]].mean(axis=0) for name in names])
+    dots = [(SHAPE_RGB[label.split()[0]]) for label in labels]
+    return drawing.embedding_scatter(xy[-1:], [query], centres, names, highlighted=set(range(len(names))), dots=(xy[:-1], dots))
+
+
+def probe_table(model_names: list[str]) -> list[list]:
+    """Each model's linear-probe accuracy and recall@1 on the gallery's frozen features (half to fit, half to test).
+
+    scikit-learn's logistic regression and 1-nearest-neighbour, as the training code scores the
+    local encoders; plus the same architecture with random weights, the baseline a probe must beat.
+    """
+    from models.nets.encoder import Encoder, EncoderConfig
+    from models.training.retrieval import features_of, probe_scores
+
+    labels = np.array([item.label for item in gallery()])
+    half = len(labels) // 2
+    rows = []
+    for name in model_names:
+        x = gallery_embeddings(name)
+        accuracy, recall = probe_scores(x[:half], labels[:half], x[half:], labels[half:])
+        rows.append([models.spec(name).title, models.spec(name).tier, round(accuracy, 3), round(recall, 3)])
+    images = np.stack([np.asarray(item.image) for item in gallery()])
+    import torch
+
+    torch.manual_seed(0)
+    random_init = features_of(Encoder(EncoderConfig()), torch.from_numpy(images).permute(0, 3, 1, 2))
+    accuracy, recall = probe_scores(random_init[:half], labels[:half], random_init[half:], labels[half:])
+    rows.append(["Random-init encoder (same backbone, no training)", "baseline", round(accuracy, 3), round(recall, 3)])
+    return rows
+
+
+# ---------------------------------------------------------------- UI
+
+
+def _read_uploads(files: list[str] | None) -> list[Image.Image]:
+    files = files or []
+    if len(files) > MAX_UPLOADS:
+        raise BadInput(f"That is {len(files)} gallery images; at most {MAX_UPLOADS} can be added per search.")
+    return [common.read_image(path) for path in files]
+
+
+@common.user_errors
+def _retrieve_ui(image_path: str | None, model_name: str, k: float, files: list[str] | None, progress: gr.Progress = gr.Progress()):
+    if not image_path:
+        raise BadInput("Give a query image (upload one, paste one or pick an example).")
+    query = common.read_image(image_path)
+    found = retrieve(query, model_name, int(k), _read_uploads(files), progress)
+    shown = [(item.image, f"{item.label} · cos {s:.3f}") for item, s in zip(found.items, found.similarities)]
+    table = [[i + 1, item.label, round(float(s), 4)] for i, (item, s) in enumerate(zip(found.items, found.similarities))]
+    return shown, table, found.note
+
+
+@common.user_errors
+def _map_ui(image_path: str | None, model_name: str, method: str, progress: gr.Progress = gr.Progress()):
+    if not image_path:
+        raise BadInput("Give a query image first: the map marks where it lands.")
+    return embedding_map(common.read_image(image_path), model_name, method)
+
+
+@common.user_errors
+def _probe_ui(progress: gr.Progress = gr.Progress()):
+    usable = [s.name for s in models.for_task(TASK) if s.availability().usable]
+    return probe_table(usable)
+
+
+def _examples() -> list[str]:
+    folder = common.OUTPUT_DIR / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in (GALLERY_SEED - 1, GALLERY_SEED - 2):
+        path = folder / f"query-object-{seed}.png"
+        if not path.exists():
+            Image.fromarray(shapesworld.single_object(seed, 64)[0]).save(path)
+        paths.append(str(path))
+    return paths + [p for p in common.example_images(0) if "chelsea" in p or "coffee" in p]
+
+
+def build() -> None:
+    gr.Markdown(
+        "An encoder turns each image into a vector; similar images should get nearby vectors. Pick a query and "
+        "see its nearest neighbours in a gallery of unseen ShapesWorld objects (and images you add, searched for you "
+        "only). DINOv2 and the local encoders learned **without labels**; ResNet-50 learned from ImageNet's labels. "
+        "The contrastive encoder learned that two renderings of one object belong together; the rotation encoder "
+        "learned to tell which way is up, and found a shortcut."
+    )
+    with gr.Row():
+        with gr.Column():
+            image = UploadedImage(label="Query image", sources=["upload", "clipboard"], height=260, elem_classes="dvl-image")
+            model = common.model_picker(TASK)
+            k = gr.Slider(1, MAX_K, value=8, step=1, label="Neighbours (k)")
+            uploads = gr.File(
+                label=f"Add your own images to the gallery (this session only; up to {MAX_UPLOADS})",
+                file_count="multiple", file_types=["image"], height=110,
+            )
+            run = gr.Button("Find neighbours", variant="primary")
+        with gr.Column():
+            found = gr.Gallery(label="Nearest neighbours (cosine similarity)", columns=4, height=320, object_fit="contain")
+            note = gr.Markdown()
+            with gr.Accordion("Numbers", open=False):
+                table = gr.Dataframe(headers=["rank", "label", "cosine"], label="Neighbours", interactive=False)
+            card = gr.Markdown(common.model_card_markdown(model.value))
+    examples = gr.Examples(_examples(), inputs=image, label="Examples: unseen ShapesWorld objects and real photos")
+
+    with gr.Accordion("The gallery in 2-D: did the features learn colour and shape?", open=False):
+        gr.Markdown(
+            "Every gallery object as a dot in its own colour, each colour-shape class named at the centre of its dots, "
+            "the query as a thumbnail. PCA keeps the directions of largest variance; t-SNE keeps who is near whom. "
+            "Good features make one tight cluster per class."
+        )
+        with gr.Row():
+            method = gr.Radio(["PCA", "t-SNE"], value="PCA", label="Projection (scikit-learn)")
+            draw = gr.Button("Draw the map")
+        space = gr.Image(label="Gallery embeddings", type="pil", format="png", interactive=False)
+    with gr.Accordion("Linear probes: attach a shallow classifier to frozen features", open=False):
+        gr.Markdown(
+            "A logistic regression fitted on half of the gallery's frozen features, scored on the other half "
+            "(30 colour-shape classes), and recall@1 (the nearest neighbour has the query's class). Random-init "
+            "features are the baseline: what the architecture gives with no training at all."
+        )
+        probe = gr.Button("Run the probes on every available encoder")
+        probes = gr.Dataframe(headers=["encoder", "tier", "linear probe", "recall@1"], interactive=False)
+
+    inputs, outputs = [image, model, k, uploads], [found, table, note]
+    run.click(_retrieve_ui, inputs, outputs, api_name=ENDPOINT)
+    image.upload(_retrieve_ui, inputs, outputs, api_visibility="private")
+    examples.load_input_event.then(_retrieve_ui, inputs, outputs, api_visibility="private")
+    k.release(_retrieve_ui, inputs, outputs, api_visibility="private")
+    model.change(common.model_card_markdown, model, card, api_visibility="private")
+    draw.click(_map_ui, [image, model, method], space, api_visibility="private")
+    probe.click(_probe_ui, None, probes, api_visibility="private")

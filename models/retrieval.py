@@ -1,0 +1,158 @@
+"""Image embeddings for retrieval: one wrapper for every encoder, and specs() of the retrieval tab.
+
+``Embedder.embed(images)`` gives one unit vector per image, the representation a nearest-neighbour
+search compares by cosine similarity. Each model's features are its library's documented ones:
+
+- DINOv2 small (self-supervised, transformers): ``Dinov2Model(**processor(images)).pooler_output``,
+  the layer-normed [CLS] token, as the model card's feature extraction gives it;
+- ResNet-50 (supervised on ImageNet labels, torchvision): the 2048-d average-pooled features,
+  ``weights.transforms()`` then the network with its classifier replaced by ``Identity``;
+- the local encoders (``models/nets/encoder.py``): pooled backbone features of a 64x64 image.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.models import ResNet50_Weights, resnet50
+from torchvision.transforms import v2
+
+from .nets.encoder import Encoder, EncoderConfig
+from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
+from .spec import ModelSpec
+
+DINOV2_REPO = "facebook/dinov2-small"
+TASK = "retrieval"
+
+
+class Embedder(nn.Module):
+    """A network and the preprocessing its features were defined with: PIL images in, (N, D) unit vectors out."""
+
+    def __init__(self, network: nn.Module, preprocess: Callable[[Sequence[Image.Image]], torch.Tensor], features: Callable, name: str) -> None:
+        super().__init__()
+        self.network = network
+        self.preprocess = preprocess  # list of PIL images -> a batch tensor
+        self.features = features  # (network, batch) -> (N, D) raw features
+        self.name = name
+        self.eval()
+
+    @torch.inference_mode()
+    def raw_features(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """The library's documented features, before normalisation, float32 on the CPU."""
+        param = next(self.network.parameters())
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = self.preprocess(list(images[start : start + batch_size])).to(param.device, param.dtype)
+            out.append(self.features(self.network, batch).float().cpu())
+        return torch.cat(out)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, D) float32 unit vectors: cosine similarity is then a dot product."""
+        if not images:
+            raise ValueError("give at least one image")
+        return F.normalize(self.raw_features(images), dim=-1).numpy()
+
+
+def _local_preprocess(size: int, mean: Sequence[float], std: Sequence[float]) -> Callable:
+    """Shorter side to ``size``, centre crop, ImageNet normalisation: a 64x64 ShapesWorld object is passed through."""
+    transform = v2.Compose(
+        [v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    )
+    return lambda images: torch.stack([transform(image.convert("RGB")) for image in images])
+
+
+def _load_local(spec: ModelSpec) -> Embedder:
+    source: LocalWeights = spec.source  # type: ignore[assignment]
+    state = source.state_dict()  # raises the error that says how to train it
+    card = source.card()
+    network = Encoder(EncoderConfig.from_dict(card["config"]))
+    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    pre = card["preprocessing"]
+    return Embedder(network, _local_preprocess(pre["image_size"], pre["mean"], pre["std"]), lambda net, x: net.features(x), spec.name)
+
+
+def _load_resnet50(spec: ModelSpec) -> Embedder:
+    source: TorchvisionWeights = spec.source  # type: ignore[assignment]
+    network = source.build()
+    network.fc = nn.Identity()  # the 2048-d pooled features instead of 1000 ImageNet logits
+    transform = source.weights.transforms()
+    return Embedder(network, lambda images: torch.stack([transform(image.convert("RGB")) for image in images]), lambda net, x: net(x), spec.name)
+
+
+def _load_dinov2(spec: ModelSpec) -> Embedder:
+    source: HuggingFaceWeights = spec.source  # type: ignore[assignment]
+    from transformers import AutoImageProcessor, Dinov2Model
+
+    network, processor = source.build(Dinov2Model, AutoImageProcessor)
+    return Embedder(
+        network,
+        lambda images: processor(images=[image.convert("RGB") for image in images], return_tensors="pt")["pixel_values"],
+        lambda net, x: net(pixel_values=x).pooler_output,
+        spec.name,
+    )
+
+
+def _local_spec(name: str, title: str, about: str) -> ModelSpec:
+    source = LocalWeights(name)
+    card = source.card()
+    metrics = card.get("metrics", {})
+    return ModelSpec(
+        name=name,
+        task=TASK,
+        tier="local",
+        title=title,
+        source=source,
+        license="MIT (this project)",
+        params=card.get("parameters", 0),
+        load=_load_local,
+        metrics={
+            "ShapesWorld linear probe (30 classes)": metrics.get("linear_probe_accuracy"),
+            "same probe, random-init features": metrics.get("random_init_probe_accuracy"),
+            "recall@1": metrics.get("recall_at_1"),
+        },
+        about=about,
+    )
+
+
+def specs() -> list[ModelSpec]:
+    """Retrieval encoders: self-supervised DINOv2, supervised ResNet-50, then the two local self-supervised ones."""
+    return [
+        ModelSpec(
+            name="dinov2-small",
+            task=TASK,
+            tier="pretrained",
+            title="DINOv2 ViT-S/14 (self-supervised)",
+            source=HuggingFaceWeights(DINOV2_REPO),
+            license="Apache-2.0 (facebook/dinov2-small); trained without labels on LVD-142M",
+            params=22_056_576,
+            load=_load_dinov2,
+            metrics={"ImageNet-1k linear probe top-1 (paper)": 81.1},
+            about="`transformers.Dinov2Model` · `pooler_output` (the [CLS] token)",
+            fast_on_cpu=True,
+        ),
+        ModelSpec(
+            name="resnet50-supervised",
+            task=TASK,
+            tier="pretrained",
+            title="ResNet-50 (supervised, ImageNet labels)",
+            source=TorchvisionWeights(ResNet50_Weights.IMAGENET1K_V2, resnet50),
+            license="BSD-3-Clause (torchvision); trained on ImageNet-1k",
+            params=ResNet50_Weights.IMAGENET1K_V2.meta["num_params"],
+            load=_load_resnet50,
+            metrics={"ImageNet-1k top-1": ResNet50_Weights.IMAGENET1K_V2.meta["_metrics"]["ImageNet-1K"]["acc@1"]},
+            about="`torchvision.models.resnet50` · the pooled 2048-d features (`fc` replaced by `Identity`)",
+        ),
+        _local_spec(
+            "simclr-shapes", "Contrastive encoder (ShapesWorld, SimCLR-style)",
+            "the detectors' ConvBackbone + pooling, trained by `python -m models train simclr-shapes` without labels",
+        ),
+        _local_spec(
+            "rotation-shapes", "Rotation encoder (ShapesWorld)",
+            "the same backbone, trained by `python -m models train rotation-shapes` to name an image's quarter turn",
+        ),
+    ]
