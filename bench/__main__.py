@@ -4,6 +4,7 @@
     python -m bench --quick                  # the local models + small pretrained ones of each task, few repetitions
     python -m bench --task detection --quick # one task only
     python -m bench --task zeroshot          # CLIP: the tab's latency and its speed against transformers' pipeline
+    python -m bench --task retrieval         # nearest-neighbour search over 10,000 embeddings; local encoders' embedding time
     python -m bench --models unet-shapes fcos-shapes --repeats 50 --json bench.json
     python -m bench --no-http                # in-process numbers only
     python -m bench --torch-home ~/.cache/torch --hf-home ~/.cache/huggingface   # real downloaded weights
@@ -23,12 +24,18 @@ from pathlib import Path
 import models
 import torch
 
-from . import api, data, inprocess, machine, report, targets, zeroshot
+from . import api, data, inprocess, machine, report, retrieval, targets, zeroshot
 from .tasks import SEGMENTATION, TASKS, Task
 from .weights import weights_for
 
 LOCAL_WARMUP = 3  # untimed calls before timing: first-call allocations, oneDNN kernel selection
 PRETRAINED_WARMUP = 1  # one suffices for a multi-second call, and keeps the default run short
+
+
+SECTIONS = {  # tasks measured by a section of their own (not the table of detector-like tasks)
+    "zeroshot": lambda args: zeroshot.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10)),
+    "retrieval": lambda args: retrieval.measure(args.repeats or (50 if args.quick else 200)),
+}
 
 
 def positive(text: str) -> int:
@@ -40,7 +47,7 @@ def positive(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=[*TASKS, "zeroshot", "all"], default="all", help="which task's models to measure (default: all)")
+    parser.add_argument("--task", choices=[*TASKS, *SECTIONS, "all"], default="all", help="which task's models to measure (default: all)")
     parser.add_argument("--models", nargs="+", metavar="NAME", help="models to run (default: all of the task; names or a,b,c)")
     parser.add_argument("--repeats", type=positive, metavar="N",
                         help="timed predictions per local model, in process and over HTTP; re-renders per model (default 30; quick 5)")
@@ -90,13 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    zeroshot_result = None
-    if args.task in ("zeroshot", "all") and not args.models:
-        say("CLIP zero-shot: the tab's latency and transformers' pipeline on the same ViT-B/32")
-        zeroshot_result = zeroshot.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10))
-        if args.task == "zeroshot":
-            print(zeroshot_result.markdown())
-            return 0
+    sections = {}
+    for name, measure in SECTIONS.items():
+        if args.task in (name, "all") and not args.models:
+            say(f"{name}: its own section")
+            sections[name] = measure(args)
+    if args.task in SECTIONS:
+        print(sections[args.task].markdown())
+        return 0
     tasks = chosen_tasks(args)
     names = chosen_models(args, tasks)
     local_repeats = args.repeats or (5 if args.quick else 30)
@@ -136,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     wall_s = time.perf_counter() - started
     at_end = machine.describe_now()
     print(report.markdown(tasks, conditions, at_end, setup_line, results, api_run, checked, machine.process_peak_bytes(), wall_s, data_result))
-    if zeroshot_result is not None:
-        print("\n" + zeroshot_result.markdown())
+    for section in sections.values():
+        print("\n" + section.markdown())
     if args.json:
         report.write_json(
             Path(args.json),
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 "inprocess": [r.to_dict() for r in results],
                 "api": api_run.to_dict() if api_run else None,
                 "data": data_result.to_dict() if data_result else None,
-                "zeroshot": zeroshot_result.to_dict() if zeroshot_result else None,
+                **{name: section.to_dict() for name, section in sections.items()},
                 "targets": [t.to_dict() for t in checked],
                 "process_peak_rss_bytes": machine.process_peak_bytes(),
                 "wall_s": wall_s,
