@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import models
+from models.clip import OpenClipWeights
 from models.planting import plant_random_weights
 from models.sources import HuggingFaceWeights, TorchvisionWeights
 
@@ -52,7 +53,7 @@ def weights_for(names: list[str], torch_home: Path | None = None, hf_home: Path 
     ``names`` whose weights live there is planted.
     """
     saved = {key: os.environ.get(key) for key in ENVIRONMENT}
-    planted_here = {TorchvisionWeights: torch_home is None, HuggingFaceWeights: hf_home is None}
+    planted_here = {TorchvisionWeights: torch_home is None, HuggingFaceWeights: hf_home is None, OpenClipWeights: hf_home is None}
     with contextlib.ExitStack() as stack:
 
         def temporary(variable: str) -> Path:

@@ -17,10 +17,8 @@ Two measurements, printed as one markdown section by ``python -m bench --task ze
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from demos import classify
 
 from .report import ms, table
 from .stats import Samples, repeat
+from .weights import weights_for
 
 LABELS = [
     "astronaut", "rocket", "cat", "dog", "car", "flower", "cup of coffee", "bowl of soup", "bicycle", "tree",
@@ -126,26 +125,6 @@ def transformers_pipeline(folder: Path):
     return pipeline("zero-shot-image-classification", model=model, tokenizer=tokenizer, image_processor=processor, device="cpu")
 
 
-@contextlib.contextmanager
-def planted_vit_b32():
-    """A temporary HF_HOME holding random-init ViT-B/32 weights under open_clip's real repo id, offline."""
-    from models.planting import plant_random_weights
-
-    saved = {k: os.environ.get(k) for k in ("HF_HOME", "HF_HUB_CACHE", "DVL_OFFLINE", "HF_HUB_OFFLINE")}
-    with tempfile.TemporaryDirectory(prefix="bench-hf-") as home:
-        os.environ.update(HF_HOME=home, DVL_OFFLINE="1", HF_HUB_OFFLINE="1")
-        os.environ.pop("HF_HUB_CACHE", None)
-        try:
-            plant_random_weights(models.spec("clip-vit-b-32"), hf_home=Path(home))
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
 def measure(repeats: int = 30, pretrained_repeats: int = 10) -> ZeroShotBench:
     image, _ = shapesworld.single_object(shapesworld.SPLITS["test"].start, 64)
     objects = _variants(image, repeats + 3)
@@ -155,7 +134,7 @@ def measure(repeats: int = 30, pretrained_repeats: int = 10) -> ZeroShotBench:
     from skimage import data
 
     photos = _variants(np.asarray(Image.fromarray(data.astronaut()).convert("RGB")), pretrained_repeats + 2)
-    with planted_vit_b32():
+    with weights_for(["clip-vit-b-32"]):  # random-init ViT-B/32 under open_clip's real repo id, offline
         app = repeat(lambda i: classify.classify([photos[i]], LABELS, "clip-vit-b-32", [TEMPLATE]), pretrained_repeats, warmup=2)
     with tempfile.TemporaryDirectory(prefix="bench-clip-tok-") as folder:
         pipe = transformers_pipeline(clip_tokenizer_files(Path(folder)))

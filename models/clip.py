@@ -32,7 +32,7 @@ from torch import nn
 from . import settings
 from .nets.clip import WordTokenizer, register
 from .sources import Availability, LocalWeights, WeightsUnavailable
-from .spec import ModelSpec
+from .spec import ModelSpec, local_spec
 
 T = TypeVar("T")
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
@@ -327,25 +327,12 @@ def _open_clip_spec(
 
 
 def _local_spec() -> ModelSpec:
-    source = LocalWeights("clip-shapes")
-    card = source.card()
-    metrics = card.get("metrics", {})
-    return ModelSpec(
-        name="clip-shapes",
-        task="zeroshot",
-        tier="local",
-        title="Mini-CLIP (ShapesWorld)",
-        source=source,
-        license="MIT (this project)",
-        params=card.get("parameters", 0),
-        load=_load_local,
-        metrics={
-            "ShapesWorld zero-shot accuracy (30 colour-shape labels)": metrics.get("zero_shot_accuracy"),
-            "accuracy on colour-shape pairs never trained on": metrics.get("held_out_accuracy"),
-        },
-        about="open_clip's `CLIP` with the small config of `models/nets/clip.py`, "
-        "trained by `python -m models train clip-shapes`",
-    )
+    metrics = {
+        "ShapesWorld zero-shot accuracy (30 colour-shape labels)": "zero_shot_accuracy",
+        "accuracy on colour-shape pairs never trained on": "held_out_accuracy",
+    }
+    about = "open_clip's `CLIP` with the small config of `models/nets/clip.py`, trained by `python -m models train clip-shapes`"
+    return local_spec("zeroshot", "clip-shapes", "Mini-CLIP (ShapesWorld)", _load_local, metrics, about)
 
 
 def suggested_templates(name: str) -> list[str]:

@@ -24,7 +24,7 @@ from torchvision.transforms._presets import ObjectDetection
 
 from .nets.detection import DetectorConfig, build_detector
 from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
-from .spec import ModelSpec
+from .spec import ModelSpec, local_spec as local_model_spec
 
 SCORE_FLOOR = 0.05
 """Candidates below this score are dropped inside the network; the score slider starts here."""
@@ -331,21 +331,8 @@ def torchvision_spec(task: str, name: str, title: str, weights, builder, about: 
 
 def local_spec(task: str, name: str, title: str, about: str, metrics: dict[str, str]) -> ModelSpec:
     """A detector trained here; ``metrics`` maps what the picker shows to the card's metric keys."""
-    source = LocalWeights(name)
-    card = source.card()
-    measured = card.get("metrics", {})
-    return ModelSpec(
-        name=name,
-        task=task,
-        tier="local",
-        title=title,
-        source=source,
-        license="MIT (this project)",
-        params=card.get("parameters", 0),
-        load=_load_local,
-        metrics={label: measured.get(key) for label, key in metrics.items()},
-        about=f"`models/nets/detection.py` · {about} · trained by `python -m models train {name}`",
-    )
+    about = f"`models/nets/detection.py` · {about} · trained by `python -m models train {name}`"
+    return local_model_spec(task, name, title, _load_local, metrics, about)
 
 
 DETR_REPO = "facebook/detr-resnet-50"

@@ -24,7 +24,7 @@ from torchvision.transforms import v2
 
 from .nets.encoder import Encoder, EncoderConfig
 from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
-from .spec import ModelSpec
+from .spec import ModelSpec, local_spec
 
 DINOV2_REPO = "facebook/dinov2-small"
 TASK = "retrieval"
@@ -97,26 +97,11 @@ def _load_dinov2(spec: ModelSpec) -> Embedder:
     )
 
 
-def _local_spec(name: str, title: str, about: str) -> ModelSpec:
-    source = LocalWeights(name)
-    card = source.card()
-    metrics = card.get("metrics", {})
-    return ModelSpec(
-        name=name,
-        task=TASK,
-        tier="local",
-        title=title,
-        source=source,
-        license="MIT (this project)",
-        params=card.get("parameters", 0),
-        load=_load_local,
-        metrics={
-            "ShapesWorld linear probe (30 classes)": metrics.get("linear_probe_accuracy"),
-            "same probe, random-init features": metrics.get("random_init_probe_accuracy"),
-            "recall@1": metrics.get("recall_at_1"),
-        },
-        about=about,
-    )
+PROBE_METRICS = {
+    "ShapesWorld linear probe (30 classes)": "linear_probe_accuracy",
+    "same probe, random-init features": "random_init_probe_accuracy",
+    "recall@1": "recall_at_1",
+}
 
 
 def specs() -> list[ModelSpec]:
@@ -147,12 +132,12 @@ def specs() -> list[ModelSpec]:
             metrics={"ImageNet-1k top-1": ResNet50_Weights.IMAGENET1K_V2.meta["_metrics"]["ImageNet-1K"]["acc@1"]},
             about="`torchvision.models.resnet50` · the pooled 2048-d features (`fc` replaced by `Identity`)",
         ),
-        _local_spec(
-            "simclr-shapes", "Contrastive encoder (ShapesWorld, SimCLR-style)",
+        local_spec(
+            TASK, "simclr-shapes", "Contrastive encoder (ShapesWorld, SimCLR-style)", _load_local, PROBE_METRICS,
             "the detectors' ConvBackbone + pooling, trained by `python -m models train simclr-shapes` without labels",
         ),
-        _local_spec(
-            "rotation-shapes", "Rotation encoder (ShapesWorld)",
+        local_spec(
+            TASK, "rotation-shapes", "Rotation encoder (ShapesWorld)", _load_local, PROBE_METRICS,
             "the same backbone, trained by `python -m models train rotation-shapes` to name an image's quarter turn",
         ),
     ]

@@ -41,3 +41,25 @@ class ModelSpec:
         """How the model picker shows it: title, tier and whether it can run here."""
         fast = " · fast on CPU" if self.fast_on_cpu else ""
         return f"{self.title} · {self.tier}{fast} · {self.availability().value}"
+
+
+def local_spec(task: str, name: str, title: str, load: Callable[[ModelSpec], nn.Module], metrics: dict[str, str], about: str) -> ModelSpec:
+    """A model trained here and shipped in ``weights/``: parameters and metrics come from its JSON card.
+
+    ``metrics`` maps what the model picker shows to the card's metric keys.
+    """
+    source = LocalWeights(name)
+    card = source.card()
+    measured = card.get("metrics", {})
+    return ModelSpec(
+        name=name,
+        task=task,
+        tier="local",
+        title=title,
+        source=source,
+        license="MIT (this project)",
+        params=card.get("parameters", 0),
+        load=load,
+        metrics={label: measured.get(key) for label, key in metrics.items()},
+        about=about,
+    )

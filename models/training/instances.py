@@ -61,7 +61,7 @@ RECIPES = {
     # for edges that hold at IoU 0.9. On a GPU sweep (50 validation scenes after 1000 steps) mask
     # mAP@[.5:.95] was 0.66 at 128 px, 0.68 with the mask loss doubled, 0.77 at 192, 0.75 at 256.
     "maskrcnn-shapes": Recipe(
-        "mask_rcnn", steps=1600, targets=mask_targets, evaluate=evaluate, half_precision_file=True, network={"image_size": 192}
+        "mask_rcnn", steps=1200, targets=mask_targets, evaluate=evaluate, half_precision_file=True, network={"image_size": 192}
     )
 }
 
