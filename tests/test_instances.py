@@ -219,11 +219,6 @@ def test_local_mask_rcnn_beats_the_box_and_mask_map_50_bars_on_unseen_scenes(loc
     assert local_metrics["mask_map_50"] >= 0.95 and local_metrics["map_50"] >= 0.95, local_metrics
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: the shipped maskrcnn-shapes reaches mask mAP@[.5:.95] 0.686 on 500 test scenes, "
-    "below the 0.70 bar (stick figures' thin limbs, person mask AP 0.49); a longer schedule or a finer mask head is next",
-)
 def test_local_mask_rcnn_beats_the_strict_mask_map_bar_on_unseen_scenes(local_metrics):
     assert local_metrics["mask_map"] >= 0.70, local_metrics
 
