@@ -132,6 +132,27 @@ def test_missing_pretrained_weights_say_how_to_get_them(hf_home, query):
 # ---------------------------------------------------------------- the local encoders on unseen objects
 
 
+@pytest.fixture(scope="module")
+def contrastive_metrics() -> dict:
+    return training.evaluate(models.get("simclr-shapes"), count=500)
+
+
+def test_the_contrastive_encoder_learns_far_more_than_random_features(contrastive_metrics):
+    metrics = contrastive_metrics
+    assert metrics["linear_probe_accuracy"] >= metrics["random_init_probe_accuracy"] + 0.25, metrics
+    assert metrics["recall_at_1"] >= metrics["random_init_recall_at_1"] + 0.2, metrics
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known shortfall: the shipped simclr-shapes reaches a linear probe of 0.556 and recall@1 of 0.486 on unseen "
+    "objects (bars 0.90); 300 and 2500 steps score alike, so the recipe, not its length, is what to change next",
+)
+def test_the_contrastive_encoder_meets_its_bars_on_unseen_objects(contrastive_metrics):
+    assert contrastive_metrics["linear_probe_accuracy"] >= 0.90, contrastive_metrics
+    assert contrastive_metrics["recall_at_1"] >= 0.90, contrastive_metrics
+
+
 def test_the_rotation_encoder_reports_the_same_keys_and_its_shortcut():
     """No bar: on objects drawn at random angles, only the background says which way is up."""
     metrics = training.evaluate(models.get("rotation-shapes"), count=300)
