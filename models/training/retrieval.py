@@ -23,9 +23,12 @@ decide what the features ignore. The two views are the same object rendered over
 backgrounds (``single_object(seed, background_seed=...)``: the renderer can give exactly what
 crops of one photo approximate), each then randomly cropped (scale 0.5 to 1), turned by a
 quarter, flipped and noised. With one shared background the views match on texture alone and
-the features learn the background, as the rotation task does. Deliberately *no* colour jitter or
-greyscale, SimCLR's strongest augmentation on photos: here colour is half of what an object is,
-and a network taught to ignore it could not tell a red ring from a blue one.
+the features learn the background, as the rotation task does. No colour jitter, SimCLR's
+strongest augmentation on photos: here colour is half of what an object is. But with both views
+in colour, colour, size and angle already tell an object from the rest of its batch, and shape
+is never needed (probe for shape alone 0.50 after 2500 steps, for colour 0.99). So half of the
+second views are made grey: a grey view must still find its coloured twin, by its shape. In
+300-step trials the 30-class probe went from 0.56 to 0.71 with it.
 
 Metrics on unseen images, from scikit-learn: ``linear_probe_accuracy`` (a logistic regression on
 frozen, standardised features, fitted on 3000 validation-split images, scored on 1000 test-split
@@ -141,8 +144,11 @@ class Views:
         self.crop = v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.5, 1.0), antialias=True)
         self.generator = generator
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, grey: float = 0.0) -> torch.Tensor:
+        """Augmented copies of ``images``; a ``grey`` share of them lose their colour (one channel mix)."""
         views = torch.stack([self.crop(image) for image in images])
+        greyed = torch.rand(len(views), generator=self.generator) < grey
+        views[greyed] = views[greyed].float().mean(1, keepdim=True).round().to(torch.uint8).expand(-1, 3, -1, -1)
         views, _ = quarter_turns(views, self.generator)
         flip = torch.rand(len(views), generator=self.generator) < 0.5
         views[flip] = views[flip].flip(3)
@@ -160,6 +166,7 @@ def train(
     out: Path = WEIGHTS_DIR,
     eval_count: int = 1000,
     device: str = "cpu",
+    grey: float = 0.5,
 ) -> dict:
     """Train ``rotation-shapes`` or ``simclr-shapes`` from scratch, with no labels, and save it with its card."""
     task = {"rotation-shapes": "rotation", "simclr-shapes": "projection"}[name]
@@ -187,7 +194,7 @@ def train(
             turned, turns = quarter_turns(picked, generator)
             loss = F.cross_entropy(encoder(normalise(turned.to(device))), turns.to(device))
         else:
-            a, b = (F.normalize(encoder(normalise(views(picked[:, k]).to(device))), dim=-1) for k in range(2))
+            a, b = (F.normalize(encoder(normalise(views(picked[:, k], grey * k).to(device))), dim=-1) for k in range(2))
             loss = contrastive(a, b, scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -207,7 +214,7 @@ def train(
         "pretext": "rotation: name the quarter turn (4 classes)" if task == "rotation" else
         "SimCLR-style InfoNCE between two views (open_clip.ClipLoss, temperature 0.1); views: the object over two "
         "different backgrounds, each random resized crop (scale 0.5-1), quarter turn, flip, Gaussian noise (sigma 6/255); "
-        "no colour jitter",
+        f"the second view grey with probability {grey}; no colour jitter",
         "seed": seed,
         "train": {"steps": steps, "batch": batch, "lr": lr, "pool_images": pool, "pool_seeds": f"{first}..{first + pool - 1}", "labels_used": False},
         "pool_seconds": round(pool_seconds, 1),
