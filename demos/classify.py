@@ -75,9 +75,12 @@ class Classification:
 
 def classify(
     images: list[Image.Image], labels: list[str], model_name: str, templates: list[str], temperature: float = 0.0,
-    progress: gr.Progress | None = None,
+    progress: gr.Progress | None = None, image_features: np.ndarray | None = None,
 ) -> Classification:
-    """Zero-shot probabilities of every image over ``labels``; ``temperature`` 0 = the model's learned one."""
+    """Zero-shot probabilities of every image over ``labels``; ``temperature`` 0 = the model's learned one.
+
+    ``image_features`` from an earlier result skip the image encoder (see ``zero_shot``).
+    """
     if temperature < 0:
         raise BadInput("The temperature must be 0 (the model's own) or positive.")
     classifier = common.load_model(model_name, progress)
@@ -90,7 +93,7 @@ def classify(
     cut = classifier.cut_texts(texts)
     if cut:
         notes.append(f"{len(cut)} prompt(s) are longer than the text encoder reads; only their start counts.")
-    result = zero_shot(classifier, images, labels, templates, temperature or None)
+    result = zero_shot(classifier, images, labels, templates, temperature or None, image_features)
     return Classification(result, notes)
 
 
@@ -191,9 +194,11 @@ def _classify_ui(
     labels = parse_labels(labels_text)
     templates = parse_templates(templates_text, use_templates)
     main = classify(images, labels, model_name, templates, temperature, progress)
-    # The effect of the templates, on the first image: the same labels with and without them.
-    with_templates = main if use_templates else classify(images[:1], labels, model_name, parse_templates(templates_text, True), temperature)
-    bare = main if not use_templates else classify(images[:1], labels, model_name, BARE, temperature)
+    # The effect of the templates, on the first image: the same labels with and without them (its embedding reused).
+    first = main.result.image_features[:1]
+    other = BARE if use_templates else parse_templates(templates_text, True)
+    compared = classify(images[:1], labels, model_name, other, temperature, image_features=first)
+    with_templates, bare = (main, compared) if use_templates else (compared, main)
     return (
         scores_for(main.result),
         summary(main),

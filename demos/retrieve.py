@@ -78,6 +78,11 @@ def nearest(query: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, n
     return order, similarities[order]
 
 
+def check_upload_count(count: int) -> None:
+    if count > MAX_UPLOADS:
+        raise BadInput(f"That is {count} gallery images; at most {MAX_UPLOADS} can be added per search.")
+
+
 @dataclass
 class Retrieval:
     items: list[GalleryItem]  # the neighbours, best first
@@ -89,8 +94,7 @@ def retrieve(query: Image.Image, model_name: str, k: int, uploads: list[Image.Im
     """The ``k`` nearest gallery images (the shared ShapesWorld gallery plus this request's own uploads)."""
     if not 1 <= k <= MAX_K:
         raise BadInput(f"k must be between 1 and {MAX_K}; it was {k}.")
-    if len(uploads) > MAX_UPLOADS:
-        raise BadInput(f"That is {len(uploads)} gallery images; at most {MAX_UPLOADS} can be added per search.")
+    check_upload_count(len(uploads))
     items = list(gallery()) + [GalleryItem(image, f"your image {i + 1}") for i, image in enumerate(uploads)]
     index = gallery_embeddings(model_name, progress)
     if uploads:
@@ -158,8 +162,7 @@ def probe_table(model_names: list[str]) -> list[list]:
 
 def _read_uploads(files: list[str] | None) -> list[Image.Image]:
     files = files or []
-    if len(files) > MAX_UPLOADS:
-        raise BadInput(f"That is {len(files)} gallery images; at most {MAX_UPLOADS} can be added per search.")
+    check_upload_count(len(files))  # before decoding any of them
     return [common.read_image(path) for path in files]
 
 

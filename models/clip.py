@@ -257,11 +257,14 @@ def zero_shot(
     labels: Sequence[str],
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     temperature: float | None = None,
+    image_features: np.ndarray | None = None,
 ) -> ZeroShotResult:
     """Classify ``images`` among ``labels`` with no training: the closest label text wins.
 
     ``templates`` are format strings with one ``{}`` for the label ("a photo of a {}."); several
     are averaged (template ensembling). ``temperature`` None uses the model's learned scale.
+    ``image_features``: the images' embeddings from an earlier result, so scoring them against
+    other labels or templates does not run the image encoder again.
     """
     labels, templates = list(labels), list(templates)
     if not images:
@@ -272,7 +275,7 @@ def zero_shot(
         raise ValueError('every template needs a "{}" where the label goes, e.g. "a photo of a {}."')
     if temperature is not None and temperature <= 0:
         raise ValueError("temperature must be positive")
-    image_features = classifier.encode_images(list(images))
+    image_features = classifier.encode_images(list(images)) if image_features is None else torch.from_numpy(image_features)
     text_features = classifier.class_embeddings(labels, templates)
     similarities = image_features @ text_features.T
     scale = classifier.logit_scale if temperature is None else 1.0 / temperature

@@ -123,3 +123,17 @@ def test_no_image_or_too_many_are_clear_errors(red_ring, tmp_path):
     red_ring.save(path)
     with pytest.raises(gr.Error, match="at most 16"):
         tab._classify_ui(str(path), [str(path)] * 16, "cat", True, "{}", 0.0, "clip-shapes")
+
+
+def test_the_templates_comparison_reuses_the_first_images_embedding(red_ring, tmp_path, monkeypatch):
+    classifier = models.get("clip-shapes")
+    calls = []
+    original = classifier.encode_images
+    monkeypatch.setattr(classifier, "encode_images", lambda images: calls.append(len(images)) or original(images))
+    path = tmp_path / "ring.png"
+    red_ring.save(path)
+    for use_templates in (True, False):
+        calls.clear()
+        scores, _, _, _, with_templates, bare = tab._classify_ui(str(path), None, tab.SHAPE_LABELS, use_templates, "a photo of a {}.", 0.0, "clip-shapes")
+        assert calls == [1]  # one image encoded once, for all three answers
+        assert max(with_templates, key=with_templates.get) == "red ring" and scores == (with_templates if use_templates else bare)
