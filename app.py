@@ -2,6 +2,7 @@
 
     python app.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps]
                   [--memory-budget-mb N] [--offline | --online] [--weights-dir DIR]
+                  [--max-upload-mb N] [--cache-age-min N] [--mcp]
 
 Flags become DVL_* environment variables *before* Gradio or any Hugging Face library is
 imported, because those libraries read their offline switches at import time.
@@ -28,6 +29,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     network.add_argument("--online", dest="offline", action="store_const", const="0", help="skip the network probe")
     parser.add_argument("--weights-dir", default=os.environ.get("DVL_WEIGHTS_DIR"), help="folder searched first for weight files")
     parser.add_argument("--max-image-side", type=int, default=int(os.environ.get("DVL_MAX_IMAGE_SIDE", "1024")))
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=float(os.environ.get("DVL_MAX_UPLOAD_MB", "25")),
+        help="larger uploads are refused before they are stored (default 25)",
+    )
+    parser.add_argument(
+        "--cache-age-min", type=float, default=float(os.environ.get("DVL_CACHE_AGE_MIN", "60")),
+        help="uploads and result files older than this are deleted (default 60)",
+    )
+    parser.add_argument(
+        "--mcp", action="store_true", default=os.environ.get("DVL_MCP", "").lower() in {"1", "true", "yes"},
+        help="also serve every tab's main endpoint as an MCP tool at /gradio_api/mcp/",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,12 +88,18 @@ def status_line() -> str:
     return f"Running on **{where}** · {network} · models load on first use"
 
 
-def build_app():
+def cache_schedule(age_minutes: float) -> tuple[int, int]:
+    """(how often, how old) in seconds for Gradio's ``delete_cache``: a sweep every quarter of the age, at most 10 min apart."""
+    age = max(1, round(age_minutes * 60))
+    return max(1, min(600, age // 4)), age
+
+
+def build_app(cache_age_minutes: float = 60):
     import gradio as gr
 
     import demos
 
-    with gr.Blocks(title="Deep Vision Lab") as app:
+    with gr.Blocks(title="Deep Vision Lab", delete_cache=cache_schedule(cache_age_minutes)) as app:
         gr.Markdown("# Deep Vision Lab\nUse, and look inside, the models of the course. " + status_line())
         for demo in demos.ALL:
             with gr.Tab(demo.TITLE, id=demo.TASK):
@@ -100,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import gradio as gr
 
-    app = build_app()
+    from demos import common
+
+    app = build_app(args.cache_age_min)
+    common.prune_outputs_every(*cache_schedule(args.cache_age_min))
     app.queue(default_concurrency_limit=2, max_size=64)
     app.launch(
         server_name=args.host,
         server_port=args.port,
         share=args.share,
+        max_file_size=int(args.max_upload_mb * 2**20),
+        mcp_server=args.mcp,
         ssr_mode=False,
         footer_links=["api", "settings"],
         theme=gr.themes.Soft(),

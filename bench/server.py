@@ -37,7 +37,10 @@ class AppServer:
     waits for after ``make run``.
     """
 
-    def __init__(self, timeout_s: float = 120.0, poll_s: float = 0.05, log_path: Path | None = None) -> None:
+    def __init__(
+        self, timeout_s: float = 120.0, poll_s: float = 0.05, log_path: Path | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.args = args  # more app.py flags
         self.timeout_s = timeout_s
         self.poll_s = poll_s
         self.port = free_port()
@@ -70,7 +73,7 @@ class AppServer:
             with open(self.log_path, "w") as log:
                 start = time.perf_counter()
                 self.process = subprocess.Popen(
-                    [sys.executable, "app.py", "--port", str(self.port), "--offline"],
+                    [sys.executable, "app.py", "--port", str(self.port), "--offline", *self.args],
                     cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 )
             self._wait_ready(start)

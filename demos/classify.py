@@ -190,6 +190,20 @@ def _classify_ui(
     image_path: str | None, more: list[str] | None, labels_text: str, use_templates: bool, templates_text: str,
     temperature: float, model_name: str, progress: gr.Progress = gr.Progress(),
 ):
+    """CLIP zero-shot classification: how well each label describes the image, with no training on those labels.
+
+    Args:
+        image_path: the image (a file path or URL).
+        more: more images to classify with the same labels (optional).
+        labels_text: the candidate labels, one per line or comma separated.
+        use_templates: wrap each label in prompt templates ("a photo of a {}.") and average them.
+        templates_text: the templates, one per line, each with {} where the label goes.
+        temperature: the softmax temperature over the labels' similarities.
+        model_name: a CLIP model's name, e.g. "clip-shapes" (local) or "clip-vit-b-32".
+
+    Returns:
+        The label probabilities, a note, an image-by-label HTML table, a 2-D map of the embeddings, and the first image's probabilities with the templates and without them.
+    """
     images, names = _read_images(image_path, more)
     labels = parse_labels(labels_text)
     templates = parse_templates(templates_text, use_templates)
@@ -298,11 +312,8 @@ def build() -> None:
 
     inputs = [image, more, labels, use_templates, templates, temperature, model]
     outputs = [scores, note, matrix, space, with_templates, without_templates]
-    run.click(_classify_ui, inputs, outputs, api_name=ENDPOINT)
-    image.upload(_classify_ui, inputs, outputs, api_visibility="private")
-    examples.load_input_event.then(_classify_ui, inputs, outputs, api_visibility="private")
-    temperature.release(_rerun, inputs, outputs, api_visibility="private")
-    use_templates.input(_rerun, inputs, outputs, api_visibility="private")
+    common.on_new_input(_classify_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.clear_on_failure(gr.on([temperature.release, use_templates.input], _rerun, inputs, outputs, api_visibility="private"), outputs)
     model.change(_model_changed, [model, labels, templates], [card, labels, templates], api_visibility="private").then(
         _rerun, inputs, outputs, api_visibility="private"
     )

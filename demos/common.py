@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Callable, ParamSpec, TypeVar
 
@@ -84,6 +86,80 @@ def save_output(result: Image.Image | dict | list, stem: str) -> str:
         else:
             handle.write(json.dumps(result, indent=1).encode())
     return handle.name
+
+
+# ---------------------------------------------------------------- wiring a tab's main action
+
+
+def clear_on_failure(event, outputs: list) -> None:
+    """When ``event`` fails, empty ``outputs`` in the page (in the browser, no server round trip).
+
+    Otherwise the error toast appears over the previous image's result, which then reads as the
+    answer to the new, failed input.
+    """
+    empty = "null" if len(outputs) == 1 else json.dumps([None] * len(outputs))
+    event.failure(None, None, outputs, js=f"() => {empty}", api_visibility="private", show_progress="hidden")
+
+
+def named_endpoint(fn: Callable[P, R], name: str) -> Callable[P, R]:
+    """``fn`` under its endpoint's public name: MCP clients see a function's name as the tool's name."""
+
+    @functools.wraps(fn)
+    def endpoint(*args: P.args, **kwargs: P.kwargs) -> R:
+        return fn(*args, **kwargs)
+
+    endpoint.__name__ = endpoint.__qualname__ = name
+    return endpoint
+
+
+def on_new_input(fn: Callable, inputs: list, outputs: list, *, button, image, examples, api_name: str) -> None:
+    """Run a tab's main action on a click (its public endpoint), a fresh upload and a picked example.
+
+    Each path clears the outputs if it fails (``clear_on_failure``).
+    """
+    events = [
+        button.click(named_endpoint(fn, api_name), inputs, outputs, api_name=api_name),
+        image.upload(fn, inputs, outputs, api_visibility="private"),
+        examples.load_input_event.then(fn, inputs, outputs, api_visibility="private"),
+    ]
+    for event in events:
+        clear_on_failure(event, outputs)
+
+
+# ---------------------------------------------------------------- housekeeping
+
+
+def prune_outputs(age_seconds: float) -> int:
+    """Delete result files older than ``age_seconds`` from the app's output folder; returns how many.
+
+    Gradio's ``delete_cache`` sweeps its own copies of uploads and results; these are the app's
+    originals (``save_output``), which nothing else would ever delete. The examples stay.
+    """
+    if not OUTPUT_DIR.is_dir():
+        return 0
+    deadline, removed = time.time() - age_seconds, 0
+    for path in OUTPUT_DIR.iterdir():
+        if path.is_file() and not path.is_symlink() and path.stat().st_mtime < deadline:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def prune_outputs_every(frequency_seconds: float, age_seconds: float) -> threading.Thread:
+    """Run ``prune_outputs`` in a daemon thread, every ``frequency_seconds``, for the life of the server."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(frequency_seconds)
+            try:
+                if removed := prune_outputs(age_seconds):
+                    log.info("deleted %d result files older than %.0f s", removed, age_seconds)
+            except OSError:
+                log.exception("could not prune %s", OUTPUT_DIR)
+
+    thread = threading.Thread(target=loop, name="prune-outputs", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- model picker

@@ -155,6 +155,19 @@ def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float
 
 @common.user_errors
 def _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress: gr.Progress = gr.Progress()):
+    """Object detection: a box, a class and a score for every object found.
+
+    Args:
+        image_path: the image (a file path or URL).
+        model_name: a detection model's name, e.g. "fasterrcnn-shapes" (local) or "fasterrcnn-mobilenet".
+        score: the lowest score shown, 0 to 1.
+        nms_iou: the IoU above which non-maximum suppression drops the weaker of two boxes of one class.
+        classes: the class names to keep (empty keeps all).
+        max_detections: at most this many detections, best first.
+
+    Returns:
+        The image with boxes drawn, a summary, a table of detections, the detections as a list of records (label, score, box in pixels), and a COCO results JSON file.
+    """
     image = common.read_image(image_path)
     result = detect(image, model_name, score, nms_iou, classes, max_detections, progress)
     return result.drawn, result.summary, table_rows(result.records), result.records, common.save_output(result.coco, "detections-coco")
@@ -227,10 +240,9 @@ def build() -> None:
 
     controls = [image, model, score, nms_iou, classes, max_detections]
     outputs = panel.outputs
-    run.click(_detect_ui, controls, outputs, api_name=ENDPOINT)
-    image.upload(_detect_ui, controls, outputs, api_visibility="private")
-    examples.load_input_event.then(_detect_ui, controls, outputs, api_visibility="private")
-    gr.on([score.release, nms_iou.release, max_detections.release, classes.input], _refilter, controls, outputs, api_visibility="private")
+    common.on_new_input(_detect_ui, controls, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    refilter = gr.on([score.release, nms_iou.release, max_detections.release, classes.input], _refilter, controls, outputs, api_visibility="private")
+    common.clear_on_failure(refilter, outputs)
     model.input(_model_changed, model, [classes, nms_iou, card], api_visibility="private").then(
         _refilter, controls, outputs, api_visibility="private"
     )
@@ -245,7 +257,7 @@ def build() -> None:
             top_n = gr.Slider(5, 300, value=50, step=5, label="Proposals shown (top N)")
             show_proposals = gr.Button("Show the stages")
         stages = gr.Gallery(label="Stages", columns=3, height="auto", object_fit="contain")
-        show_proposals.click(_proposals_ui, [image, model, score, nms_iou, top_n], stages, api_visibility="private")
+        common.clear_on_failure(show_proposals.click(_proposals_ui, [image, model, score, nms_iou, top_n], stages, api_visibility="private"), [stages])
 
     with gr.Accordion("NMS step by step", open=False):
         gr.Markdown(
@@ -260,7 +272,8 @@ def build() -> None:
             with gr.Column():
                 nms_note = gr.Markdown()
                 nms_table = gr.Dataframe(headers=["#", "score", "verdict", "why"], interactive=False, max_height=320)
-        show_nms.click(_nms_ui, [image, model, score, nms_iou, nms_class], [nms_figure, nms_table, nms_note, nms_class], api_visibility="private")
+        nms_outputs = [nms_figure, nms_table, nms_note]
+        common.clear_on_failure(show_nms.click(_nms_ui, [image, model, score, nms_iou, nms_class], [*nms_outputs, nms_class], api_visibility="private"), nms_outputs)
 
     boxes.build_iou_panel()
 
@@ -270,6 +283,6 @@ def build() -> None:
             model_b = common.model_picker(TASK, label="Model B", value=common.second_choice(TASK))
             show_compare = gr.Button("Compare")
         side_by_side = gr.Gallery(label="Side by side", columns=2, height="auto", object_fit="contain")
-        show_compare.click(_compare_ui, [image, model_a, model_b, score], side_by_side, api_visibility="private")
+        common.clear_on_failure(show_compare.click(_compare_ui, [image, model_a, model_b, score], side_by_side, api_visibility="private"), [side_by_side])
 
     detector_outputs.webcam_panel(live_frame, [model, score], "Detect on your webcam with the model and score threshold chosen above.")

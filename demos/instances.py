@@ -138,6 +138,20 @@ def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float
 
 @common.user_errors
 def _instances_ui(image_path, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress: gr.Progress = gr.Progress()):
+    """Instance segmentation: a mask, box, class and score for every object.
+
+    Args:
+        image_path: the image (a file path or URL).
+        model_name: an instance segmentation model's name, e.g. "maskrcnn-shapes" (local) or "maskrcnn-resnet50-v2".
+        score: the lowest score shown, 0 to 1.
+        mask_threshold: the mask probability above which a pixel belongs to the object.
+        show_masks: draw the masks.
+        show_boxes: draw the boxes.
+        max_detections: at most this many instances, best first.
+
+    Returns:
+        The drawn image, a summary, a table, the records, an instance-id PNG (pixel value = instance number, 0 = none) and COCO results with RLE masks.
+    """
     image = common.read_image(image_path)
     result = segment_instances(image, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress)
     return (
@@ -188,13 +202,12 @@ def build() -> None:
 
     controls = [image, model, score, mask_threshold, show_masks, show_boxes, max_detections]
     outputs = panel.outputs
-    run.click(_instances_ui, controls, outputs, api_name=ENDPOINT)
-    image.upload(_instances_ui, controls, outputs, api_visibility="private")
-    examples.load_input_event.then(_instances_ui, controls, outputs, api_visibility="private")
-    gr.on(
+    common.on_new_input(_instances_ui, controls, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    redraw = gr.on(
         [score.release, mask_threshold.release, max_detections.release, show_masks.input, show_boxes.input, model.input],
         _redraw, controls, outputs, api_visibility="private",
     )
+    common.clear_on_failure(redraw, outputs)
     model.change(common.model_card_markdown, model, card, api_visibility="private")
 
     with gr.Accordion("Semantic versus instance segmentation", open=False):
@@ -204,6 +217,6 @@ def build() -> None:
         )
         show = gr.Button("Compare on the current image")
         views = gr.Gallery(label="Instance versus semantic", columns=3, height="auto", object_fit="contain")
-        show.click(_compare_ui, [image, model, score, mask_threshold], views, api_visibility="private")
+        common.clear_on_failure(show.click(_compare_ui, [image, model, score, mask_threshold], views, api_visibility="private"), [views])
     build_roi_panel(image, model, score)
     detector_outputs.webcam_panel(live_frame, [model, score], "Instance masks on your webcam with the model and score threshold chosen above.")

@@ -131,6 +131,18 @@ def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float
 
 @common.user_errors
 def _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress: gr.Progress = gr.Progress()):
+    """Pose estimation: the keypoints and skeleton of every person.
+
+    Args:
+        image_path: the image (a file path or URL).
+        model_name: a pose model's name, e.g. "keypointrcnn-shapes" (local) or "keypointrcnn-resnet50".
+        score: the lowest person score shown, 0 to 1.
+        keypoint_threshold: joints whose confidence is below this are drawn faded.
+        max_people: at most this many people, best first.
+
+    Returns:
+        The image with skeletons, a summary, a keypoint table, the records (box, score, keypoints with confidence), and COCO keypoint results as a JSON file.
+    """
     image = common.read_image(image_path)
     result = estimate_pose(image, model_name, score, keypoint_threshold, max_people, progress)
     return result.drawn, result.summary, table_rows(result.records), result.records, common.save_output(result.coco, "pose-coco")
@@ -187,10 +199,9 @@ def build() -> None:
 
     controls = [image, model, score, keypoint_threshold, max_people]
     outputs = panel.outputs
-    run.click(_pose_ui, controls, outputs, api_name=ENDPOINT)
-    image.upload(_pose_ui, controls, outputs, api_visibility="private")
-    examples.load_input_event.then(_pose_ui, controls, outputs, api_visibility="private")
-    gr.on([score.release, keypoint_threshold.release, max_people.release], _redraw, controls, outputs, api_visibility="private")
+    common.on_new_input(_pose_ui, controls, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    redraw = gr.on([score.release, keypoint_threshold.release, max_people.release], _redraw, controls, outputs, api_visibility="private")
+    common.clear_on_failure(redraw, outputs)
 
     with gr.Accordion("Where the model looked: one joint's heatmap", open=False):
         with gr.Row():
@@ -201,6 +212,6 @@ def build() -> None:
         with gr.Row():
             heat = gr.Image(label="Heatmap over the person's box", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
             note = gr.Markdown()
-        show.click(_heatmap_ui, [image, model, score, person, keypoint], [heat, note], api_visibility="private")
+        common.clear_on_failure(show.click(_heatmap_ui, [image, model, score, person, keypoint], [heat, note], api_visibility="private"), [heat, note])
     model.input(_keypoint_names, model, [keypoint, card], api_visibility="private").then(_redraw, controls, outputs, api_visibility="private")
     detector_outputs.webcam_panel(live_frame, [model, score], "Skeletons on your webcam with the model and score threshold chosen above.")

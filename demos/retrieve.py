@@ -168,6 +168,17 @@ def _read_uploads(files: list[str] | None) -> list[Image.Image]:
 
 @common.user_errors
 def _retrieve_ui(image_path: str | None, model_name: str, k: float, files: list[str] | None, progress: gr.Progress = gr.Progress()):
+    """Image retrieval: the gallery images whose embeddings are nearest the query's.
+
+    Args:
+        image_path: the query image (a file path or URL).
+        model_name: an encoder's name, e.g. "simclr-shapes" (local) or "dinov2-small".
+        k: how many neighbours, 1 to 50.
+        files: up to 200 images of your own, added to the gallery for this request only.
+
+    Returns:
+        The neighbours with their labels and cosine similarities, the same as a table, and a note.
+    """
     if not image_path:
         raise BadInput("Give a query image (upload one, paste one or pick an example).")
     query = common.read_image(image_path)
@@ -248,10 +259,8 @@ def build() -> None:
         probes = gr.Dataframe(headers=["encoder", "tier", "linear probe", "recall@1"], interactive=False)
 
     inputs, outputs = [image, model, k, uploads], [found, table, note]
-    run.click(_retrieve_ui, inputs, outputs, api_name=ENDPOINT)
-    image.upload(_retrieve_ui, inputs, outputs, api_visibility="private")
-    examples.load_input_event.then(_retrieve_ui, inputs, outputs, api_visibility="private")
-    k.release(_retrieve_ui, inputs, outputs, api_visibility="private")
+    common.on_new_input(_retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.clear_on_failure(k.release(_retrieve_ui, inputs, outputs, api_visibility="private"), outputs)
     model.change(common.model_card_markdown, model, card, api_visibility="private")
-    draw.click(_map_ui, [image, model, method], space, api_visibility="private")
+    common.clear_on_failure(draw.click(_map_ui, [image, model, method], space, api_visibility="private"), [space])
     probe.click(_probe_ui, None, probes, api_visibility="private")

@@ -679,7 +679,7 @@ def build_roi_panel(image: gr.components.Component, model: gr.Dropdown, score: g
     ``image`` is the tab's image component (a file path), ``model`` its model picker and
     ``score`` its score threshold: the panel pools detection # n of what the tab shows.
     """
-    from .common import user_errors
+    from .common import clear_on_failure, user_errors
 
     with gr.Accordion("RoIAlign versus RoIPool", open=False):
         gr.Markdown(
@@ -693,4 +693,5 @@ def build_roi_panel(image: gr.components.Component, model: gr.Dropdown, score: g
             show = gr.Button("Pool this detection")
         views = gr.Gallery(label="RoIPool versus RoIAlign", columns=2, height="auto", object_fit="contain")
         summary = gr.Markdown()
-        show.click(user_errors(_roi_ui), [image, model, score, number], [views, summary], api_visibility="private")
+        pooled = show.click(user_errors(_roi_ui), [image, model, score, number], [views, summary], api_visibility="private")
+        clear_on_failure(pooled, [views, summary])

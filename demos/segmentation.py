@@ -74,6 +74,16 @@ def feature_maps(image: Image.Image, model_name: str) -> list[tuple[Image.Image,
 
 @common.user_errors
 def _segment_ui(image_path: str, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
+    """Semantic segmentation: the class of every pixel of an image.
+
+    Args:
+        image_path: the image (a file path or URL; PNG, JPEG or WebP).
+        model_name: a segmentation model's name from the picker, e.g. "unet-shapes" (local) or "deeplabv3-mobilenet".
+        opacity: how strongly the class colours cover the image in the overlay, 0 to 1.
+
+    Returns:
+        The overlay image, an HTML legend, the mask as a PNG (pixel value = class index), each class's share of the pixels, and a confidence image (softmax probability of the chosen class).
+    """
     image = common.read_image(image_path)
     result = segment(image, model_name, opacity, progress)
     return result.overlay, result.legend, common.save_output(result.mask, "mask"), result.shares, result.confidence
@@ -88,6 +98,7 @@ def _rerender(image_path: str | None, model_name: str, opacity: float, progress:
 
 @common.user_errors
 def _features_ui(image_path: str, model_name: str):
+    """Feature maps of the local U-Net's encoder and decoder for an image (a gallery, one tile per channel)."""
     return feature_maps(common.read_image(image_path), model_name)
 
 
@@ -124,11 +135,8 @@ def build() -> None:
     examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     inputs, outputs = [image, model, opacity], [overlay, legend, mask, shares, confidence]
-    run.click(_segment_ui, inputs, outputs, api_name=ENDPOINT)
-    # Segment as soon as an image arrives, whether uploaded or picked from the examples.
-    image.upload(_segment_ui, inputs, outputs, api_visibility="private")
-    examples.load_input_event.then(_segment_ui, inputs, outputs, api_visibility="private")
-    opacity.release(_rerender, inputs, outputs, api_visibility="private")
+    common.on_new_input(_segment_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.clear_on_failure(opacity.release(_rerender, inputs, outputs, api_visibility="private"), outputs)
     model.change(common.model_card_markdown, model, card, api_visibility="private")
 
     with gr.Accordion("Inside the U-Net: encoder and decoder feature maps", open=False):
@@ -139,5 +147,5 @@ def build() -> None:
         )
         show = gr.Button("Show feature maps of the current image")
         gallery = gr.Gallery(label="Feature maps", columns=4, height="auto", object_fit="contain")
-        show.click(_features_ui, [image, model], gallery, api_name="segment_features")
+        common.clear_on_failure(show.click(common.named_endpoint(_features_ui, "segment_features"), [image, model], gallery, api_name="segment_features"), [gallery])
     build_upsampling_panel()

@@ -1,0 +1,128 @@
+"""Public hosting: bounded uploads, old files deleted, the file route closed, share opt-in, the MCP server.
+
+One app process with small limits (1 MB uploads, files kept 3 s) and the MCP server on, so
+what a public Space relies on is checked against the real server over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import app
+import models
+import shapesworld
+from bench.server import AppServer
+from tests.conftest import ARTIFACTS
+
+AGE_S = 3
+
+
+@pytest.fixture(scope="module")
+def server(planted_torch_home):
+    ARTIFACTS.mkdir(exist_ok=True)
+    flags = ("--max-upload-mb", "1", "--cache-age-min", str(AGE_S / 60), "--mcp")
+    with AppServer(log_path=ARTIFACTS / "app-server-hosting.log", args=flags) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def scene_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("hosting") / "scene.png"
+    Image.fromarray(shapesworld.generate(shapesworld.SPLITS["test"].start + 77).image).save(path)
+    return path
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
+
+
+def test_an_upload_over_the_cap_is_refused_with_a_clear_message_and_not_stored(server, http):
+    gradio_tmp = server.tmp / "tmp" / "gradio"
+    before = files_under(gradio_tmp)
+    response = http.post("gradio_api/upload", files={"files": ("huge.png", os.urandom(2 * 2**20), "image/png")})
+    assert response.status_code == 413 and "maximum allowed size" in response.text
+    assert not [p for p in files_under(gradio_tmp) - before if p.stat().st_size > 2**20]
+    small = http.post("gradio_api/upload", files={"files": ("small.png", b"\x89PNG" + bytes(100), "image/png")})
+    assert small.status_code == 200  # the server keeps serving
+
+
+def test_uploads_and_results_are_deleted_once_older_than_the_age(server, scene_path):
+    client = Client(server.url, verbose=False)
+    overlay, *_ = client.predict(handle_file(str(scene_path)), "unet-shapes", 0.5, api_name="/segment")
+    server_tmp = server.tmp / "tmp"
+    made = {p for p in files_under(server_tmp) if p.name.startswith(("mask-", "scene")) or p == Path(overlay)}
+    assert any(p.name.startswith("mask-") for p in made), "the segmentation wrote no mask file"
+    examples = {p for p in files_under(server_tmp / "deep-vision-lab" / "examples")}
+    deadline = time.time() + AGE_S + 15
+    while time.time() < deadline and any(p.exists() for p in made):
+        time.sleep(0.5)
+    assert not [p for p in made if p.exists()], "old uploads or results were kept"
+    assert examples and all(p.exists() for p in examples)  # the examples stay
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "%2e%2e/%2e%2e/%2e%2e/etc/passwd", "..%2f..%2f..%2fetc%2fpasswd", "weights/unet-shapes.json"])
+def test_the_file_route_serves_nothing_outside_the_apps_own_files(http, path):
+    response = http.get(f"gradio_api/file={path}")
+    assert response.status_code in (403, 404) and "root:" not in response.text
+
+
+def test_the_file_route_refuses_a_symlink_out_of_the_upload_folder(server, http):
+    link = server.tmp / "tmp" / "gradio" / "escape.txt"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to("/etc/passwd")
+    response = http.get(f"gradio_api/file={link}")
+    assert response.status_code == 403 and "root:" not in response.text
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../weights/unet-shapes", "weights/unet-shapes.safetensors", "https://example.com/x.pt"])
+def test_no_model_is_loaded_from_a_name_a_web_user_sends(server, scene_path, name):
+    client = Client(server.url, verbose=False)
+    with pytest.raises(Exception) as error:
+        client.predict(handle_file(str(scene_path)), name, 0.5, api_name="/segment")
+    assert "Traceback" not in str(error.value)
+    with pytest.raises(KeyError):
+        models.spec(name)
+
+
+def test_share_links_are_opt_in(monkeypatch):
+    monkeypatch.delenv("DVL_MCP", raising=False)
+    assert app.parse_args([]).share is False
+    assert app.parse_args(["--share"]).share is True
+
+
+def test_the_mcp_server_lists_every_tabs_endpoint_and_segments_an_image(server, scene_path):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    # A data URL: Gradio's MCP server refuses to fetch URLs of private addresses such as 127.0.0.1.
+    image_url = "data:image/png;base64," + base64.b64encode(scene_path.read_bytes()).decode()
+
+    async def session_calls():
+        async with streamablehttp_client(f"{server.url}gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+                result = await session.call_tool("segment", {"image_path": image_url, "model_name": "unet-shapes", "opacity": 0.5})
+                return tools, result
+
+    tools, result = asyncio.run(session_calls())
+    assert {"segment", "detect", "instances", "pose", "classify", "retrieve"} <= set(tools)
+    assert "every pixel" in tools["segment"].description and "model_name" in tools["segment"].inputSchema["properties"]
+    assert not result.isError
+    text = " ".join(getattr(part, "text", "") or "" for part in result.content)
+    assert "circle" in text or "square" in text or "triangle" in text or "star" in text or "ring" in text
