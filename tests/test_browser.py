@@ -265,6 +265,9 @@ def test_segmentation_tab_in_a_browser(app_url, session, tmp_path):
         for leak in ("Traceback", "/tmp/", "Error:", "Could not preprocess"):
             assert leak not in message, f"the error message leaks internals ({leak!r}): {message!r}"
         expect(page.locator("body")).not_to_contain_text("Traceback")
+        # The astronaut's result is gone: it must not read as the answer to the broken file.
+        expect(block(panel, "Classes over the image").locator("img")).to_have_count(0, timeout=UI_MS)
+        expect(panel.locator(".dvl-legend-row")).to_have_count(0, timeout=UI_MS)
         close_toasts(page)
 
         before = overlay_src(panel)
