@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 7860
 
-.PHONY: run test bench train evaluate browser clean
+.PHONY: run test bench soak train evaluate browser clean
 
 $(VENV)/.app-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(VENV)/.dev-installed browser  ## set up, then the whole suite (under 20 
 
 bench: $(VENV)/.dev-installed         ## latency/memory tables; see bench/README.md
 	$(PY) -m bench
+
+soak: $(VENV)/.dev-installed          ## 2,000 mixed requests from 32 clients over every endpoint; see bench/soak.py
+	$(PY) -m bench.soak
 
 train: $(VENV)/.app-installed         ## retrain the local U-Net into weights/ (~25 min on 2 cores)
 	$(PY) -m models train unet-shapes

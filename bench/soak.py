@@ -1,0 +1,200 @@
+"""``make soak``: a mixed load over every tab's endpoint, as a public Space sees it.
+
+    python -m bench.soak                                   # 2,000 requests, 32 clients, files kept 1 minute
+    python -m bench.soak --requests 200 --clients 8 --cache-age-min 0.1
+
+Each client is one persistent HTTP connection (Gradio's REST API: upload, call, event stream,
+download the result files, as a page does), and every request sends a distinct ShapesWorld
+scene. The app runs as its own process (``bench.server.AppServer``) on the shipped local
+models. The table: answered, clear errors (the app's own message), 5xx answers, requests left
+hanging, p50/p95 per endpoint; the server's RSS at start, after the warm-up (the first 200
+requests of the same mix: every model loaded, the bounded caches filled) and at the end; the temp folders' size before, at the end, and once the cache age
+has passed. A full queue counts as "busy" (Gradio's 503 "Queue is full", sent at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+import shapesworld
+
+from . import machine
+from .server import AppServer
+
+# endpoint -> the request's values after the image (the tab's controls), on the shipped local models
+REQUESTS: dict[str, list] = {
+    "segment": ["unet-shapes", 0.6],
+    "detect": ["fasterrcnn-shapes", 0.5, 0.5, [], 100],
+    "instances": ["maskrcnn-shapes", 0.5, 0.5, True, True, 100],
+    "pose": ["keypointrcnn-shapes", 0.5, 2.0, 20],
+    "classify": [None, "red circle, blue square, green star, yellow ring, purple triangle", True, "a photo of a {}.", 1.0, "clip-shapes"],
+    "retrieve": ["simclr-shapes", 5, None],
+}
+HANG_S = 300  # a request with no answer after this long is counted as left hanging
+
+
+@dataclass
+class Outcome:
+    endpoint: str
+    kind: str  # answered | error | busy | 5xx | hung
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class SoakReport:
+    requests: int
+    clients: int
+    outcomes: list[Outcome] = field(default_factory=list)
+    rss: dict[str, int] = field(default_factory=dict)
+    disk: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def count(self, kind: str) -> int:
+        return sum(o.kind == kind for o in self.outcomes)
+
+    def rss_growth_after_warmup(self) -> float:
+        return self.rss["end"] / self.rss["after warm-up"] - 1
+
+    def markdown(self) -> str:
+        rows = ["| endpoint | requests | answered | clear errors | busy | 5xx | hung | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|---|---|"]
+        for endpoint in REQUESTS:
+            mine = [o for o in self.outcomes if o.endpoint == endpoint]
+            times = [o.seconds * 1000 for o in mine if o.kind == "answered"]
+            p50, p95 = (f"{np.percentile(times, q):.0f}" for q in (50, 95)) if times else ("—", "—")
+            counts = [sum(o.kind == k for o in mine) for k in ("answered", "error", "busy", "5xx", "hung")]
+            rows.append(f"| /{endpoint} | {len(mine)} | " + " | ".join(map(str, counts)) + f" | {p50} | {p95} |")
+        mb = 2**20
+        rss = " · ".join(f"{k} {v / mb:.0f} MB" for k, v in self.rss.items())
+        disk = " · ".join(f"{k} {v / mb:.1f} MB" for k, v in self.disk.items())
+        return "\n".join([
+            f"Soak: {self.requests} requests from {self.clients} clients in {self.wall_s:.0f} s "
+            f"({self.requests / max(self.wall_s, 1e-9):.1f} requests/s)", "", *rows, "",
+            f"Server RSS: {rss} (growth after warm-up {self.rss_growth_after_warmup():+.1%}; target within 10%)",
+            f"Temp disk: {disk} (target: back within 50 MB of the start once the age has passed)",
+        ])
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) if folder.exists() else 0
+
+
+def scene_png(seed: int, folder: Path) -> Path:
+    path = folder / f"scene-{seed}.png"
+    Image.fromarray(shapesworld.generate(seed).image).save(path)
+    return path
+
+
+class Connection:
+    """One client: Gradio's REST API over one persistent HTTP connection."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=HANG_S)
+
+    def request(self, endpoint: str, image: Path) -> Outcome:
+        start = time.perf_counter()
+        try:
+            kind, detail = self._call(endpoint, image)
+        except httpx.TimeoutException:
+            kind, detail = "hung", "no answer"
+        except httpx.HTTPStatusError as error:
+            status = error.response.status_code
+            busy = status == 503 and "queue is full" in error.response.text.lower()
+            kind, detail = ("busy" if busy else "5xx" if status >= 500 else "error"), error.response.text[:200]
+        return Outcome(endpoint, kind, time.perf_counter() - start, detail)
+
+    def _call(self, endpoint: str, image: Path) -> tuple[str, str]:
+        with open(image, "rb") as handle:
+            uploaded = self.http.post("gradio_api/upload", files=[("files", (image.name, handle, "image/png"))])
+        uploaded.raise_for_status()
+        data = [{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}, *REQUESTS[endpoint]]
+        called = self.http.post(f"gradio_api/call/{endpoint}", json={"data": data})
+        called.raise_for_status()
+        stream = self.http.get(f"gradio_api/call/{endpoint}/{called.json()['event_id']}")
+        stream.raise_for_status()
+        lines = stream.text.splitlines()
+        payload = next((line[5:].strip() for line in reversed(lines) if line.startswith("data:")), "null")
+        if not lines or lines[0] != "event: complete":
+            return "error", payload[:200]  # the app's gr.Error message
+        for item in json.loads(payload):  # fetch the result files, as the page does
+            if isinstance(item, dict) and item.get("url"):
+                self.http.get(item["url"]).raise_for_status()
+        return "answered", ""
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def soak(
+    requests: int = 2000, clients: int = 32, warmup: int = 200, cache_age_min: float = 1.0, wait_for_age: bool = True, log=print
+) -> SoakReport:
+    """Run the load against a fresh app process and measure it (see the module docstring)."""
+    report = SoakReport(requests, clients)
+    endpoints = list(REQUESTS)
+    with AppServer(args=("--cache-age-min", str(cache_age_min))) as server:
+        temp = server.tmp / "tmp"
+        images = temp.parent / "soak-images"  # outside the server's temp folders, so they do not count as its disk
+        images.mkdir()
+        first = shapesworld.SPLITS["test"].start + 500_000
+        paths = [scene_png(first + i, images) for i in range(warmup + requests)]
+        report.rss["start"] = machine.rss_bytes(server.pid)
+        report.disk["start"] = folder_bytes(temp)
+        jobs = list(zip(itertools.islice(itertools.cycle(endpoints), warmup + requests), paths))
+        local = threading.local()
+        connections: list[Connection] = []
+
+        def run(job: tuple[str, Path]) -> Outcome:
+            if not hasattr(local, "connection"):
+                local.connection = Connection(server.url)
+                connections.append(local.connection)
+            return local.connection.request(*job)
+
+        with ThreadPoolExecutor(clients) as pool:
+            warm = list(pool.map(run, jobs[:warmup]))  # loads every model and fills the bounded caches
+            if failed := [o for o in warm if o.kind != "answered"]:
+                raise RuntimeError(f"the warm-up failed: /{failed[0].endpoint} {failed[0].kind} {failed[0].detail}")
+            report.rss["after warm-up"] = machine.rss_bytes(server.pid)
+            start = time.perf_counter()
+            for i, outcome in enumerate(pool.map(run, jobs[warmup:]), 1):
+                report.outcomes.append(outcome)
+                if i % max(1, requests // 10) == 0:
+                    log(f"[{time.perf_counter() - start:6.1f}s] {i}/{requests} requests", file=sys.stderr)
+            report.wall_s = time.perf_counter() - start
+        for connection in connections:
+            connection.close()
+        report.rss["end"] = machine.rss_bytes(server.pid)
+        report.disk["end"] = folder_bytes(temp)
+        if wait_for_age:
+            age_s = cache_age_min * 60
+            time.sleep(age_s + max(1, min(600, age_s / 4)) + 2)  # the age, one sweep interval, a margin
+            report.disk["after the age"] = folder_bytes(temp)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=200, help="requests before the measured load: models loaded, caches filled")
+    parser.add_argument("--cache-age-min", type=float, default=1.0, help="the app's --cache-age-min (default 1)")
+    args = parser.parse_args(argv)
+    report = soak(args.requests, args.clients, args.warmup, args.cache_age_min)
+    print(report.markdown())
+    failed = report.count("5xx") + report.count("hung")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
