@@ -126,7 +126,8 @@ class Connection:
         stream.raise_for_status()
         lines = stream.text.splitlines()
         payload = next((line[5:].strip() for line in reversed(lines) if line.startswith("data:")), "null")
-        if not lines or lines[0] != "event: complete":
+        events = [line[6:].strip() for line in lines if line.startswith("event:") and "heartbeat" not in line]
+        if events[-1:] != ["complete"]:
             return "error", payload[:200]  # the app's gr.Error message
         for item in json.loads(payload):  # fetch the result files, as the page does
             if isinstance(item, dict) and item.get("url"):

@@ -20,6 +20,7 @@ from typing import Callable, ParamSpec, TypeVar
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image
 
 import models
@@ -57,6 +58,13 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise
         except (BadInput, models.WeightsUnavailable, ValueError, KeyError) as error:
             raise gr.Error(str(error).strip("'\"")) from None
+        except (torch.OutOfMemoryError, MemoryError):
+            log.exception("out of memory in %s", fn.__name__)
+            models.cache().release_all()  # so the next request has room
+            raise gr.Error(
+                "The server ran out of memory on this request. It unloaded its models to recover: try again, "
+                "or with a smaller image or a smaller model."
+            ) from None
         except Exception as error:  # noqa: BLE001 - last line of defence for the web page
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"The model failed on this input ({type(error).__name__}). Try another image or model.") from None

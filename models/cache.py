@@ -78,6 +78,17 @@ class ModelCache:
             log.info("loaded %s in %.2f s", name, time.perf_counter() - start)
             return model
 
+    def release_all(self) -> int:
+        """Drop every loaded model and derived result (after running out of memory); returns how many models."""
+        with self._lock:
+            dropped = len(self._models)
+            self._models.clear()
+            self._derived.clear()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        log.warning("released %d models and every cached result to recover memory", dropped)
+        return dropped
+
     def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
         """Memoise expensive derived state (a model's raw output for an image, an embedding...).
 
