@@ -43,12 +43,32 @@ def read_image(source) -> Image.Image:
     return load_image(source, max_side=MAX_IMAGE_SIDE)
 
 
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+def on_zero_gpu(fn: Callable[P, R], seconds: int) -> Callable[P, R]:
+    """``fn`` inside ``spaces.GPU`` on Hugging Face ZeroGPU hardware, unchanged anywhere else.
+
+    ZeroGPU lends a GPU only to functions decorated so, for at most ``seconds`` per call; the
+    ``spaces`` package is present on every Space, and ``SPACES_ZERO_GPU`` is set on ZeroGPU ones.
+    """
+    if not os.environ.get("SPACES_ZERO_GPU"):
+        return fn
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=seconds)(fn)
+
+
+def user_errors(fn: Callable[P, R] | None = None, *, gpu_seconds: int = 30):
     """Turn expected failures into a clear message in the page (``gr.Error``), never a stack trace.
 
     Unexpected exceptions are logged with their traceback on the server and reported to the
-    user as a short, honest sentence; the server keeps serving either way.
+    user as a short, honest sentence; the server keeps serving either way. Every handler that
+    runs a model has this decorator, so it is also where ZeroGPU's ``spaces.GPU`` goes
+    (``gpu_seconds``: the longest a call of this handler may hold the GPU).
     """
+    if fn is None:
+        return functools.partial(user_errors, gpu_seconds=gpu_seconds)
+    fn = on_zero_gpu(fn, gpu_seconds)
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -195,7 +195,7 @@ def _map_ui(image_path: str | None, model_name: str, method: str, progress: gr.P
     return embedding_map(common.read_image(image_path), model_name, method)
 
 
-@common.user_errors
+@common.user_errors(gpu_seconds=120)  # probes on every encoder: the longest handler
 def _probe_ui(progress: gr.Progress = gr.Progress()):
     usable = [s.name for s in models.for_task(TASK) if s.availability().usable]
     return probe_table(usable)

@@ -61,3 +61,28 @@ def test_asking_for_a_missing_gpu_is_a_clear_start_up_error(monkeypatch):
         monkeypatch.setenv(var, value)  # main() writes these; monkeypatch puts them back afterwards
     with pytest.raises(SystemExit, match="no CUDA GPU"):
         app.main(["--device", "cuda"])
+
+
+def test_on_zero_gpu_hardware_model_handlers_run_inside_spaces_gpu(monkeypatch):
+    """ZeroGPU lends its GPU only inside ``spaces.GPU`` functions; anywhere else handlers stay as they are."""
+    import sys
+    import types
+
+    from demos import common
+
+    lent = []
+
+    def gpu(duration):
+        def decorate(fn):
+            def on_gpu(*args, **kwargs):
+                lent.append(duration)
+                return fn(*args, **kwargs)
+            return on_gpu
+        return decorate
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert common.user_errors(lambda: "cpu")() == "cpu" and lent == []
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert common.user_errors(lambda: "gpu")() == "gpu" and lent == [30]
+    assert common.user_errors(gpu_seconds=120)(lambda: "long")() == "long" and lent == [30, 120]

@@ -190,3 +190,20 @@ def test_a_failed_download_is_a_clear_error(tmp_path, monkeypatch):
         spec.load(spec)
     assert time.perf_counter() - start < 30
     assert not spec.source.cache_path.exists()
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("cpu", {"segmentation": "deeplabv3-mobilenet", "detection": "fasterrcnn-mobilenet", "zeroshot": "clip-vit-b-32", "retrieval": "dinov2-small"}),
+    ("cuda", {"segmentation": "deeplabv3-resnet50", "detection": "fasterrcnn-resnet50-v2", "zeroshot": "clip-vit-b-16"}),
+])
+def test_online_the_default_is_the_fast_model_on_a_cpu_and_the_most_accurate_on_a_gpu(monkeypatch, device, expected):
+    """With every pretrained model downloadable (as on a Space), the picker's default follows the device."""
+    import torch
+
+    from models.spec import ModelSpec
+
+    monkeypatch.setattr(ModelSpec, "availability", lambda self: Availability.DOWNLOADABLE)
+    monkeypatch.setattr(models.cache(), "device", torch.device(device))
+    for task, name in expected.items():
+        assert models.default_for(task).name == name, task
+        assert ("fast on CPU" in models.spec(name).label) == (device == "cpu")
