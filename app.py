@@ -2,7 +2,7 @@
 
     python app.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps]
                   [--memory-budget-mb N] [--offline | --online] [--weights-dir DIR]
-                  [--max-upload-mb N] [--cache-age-min N] [--mcp]
+                  [--max-upload-mb N] [--cache-age-min N] [--mcp] [--prefetch]
 
 Flags become DVL_* environment variables *before* Gradio or any Hugging Face library is
 imported, because those libraries read their offline switches at import time.
@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--mcp", action="store_true", default=os.environ.get("DVL_MCP", "").lower() in {"1", "true", "yes"},
         help="also serve every tab's main endpoint as an MCP tool at /gradio_api/mcp/",
+    )
+    parser.add_argument(
+        "--prefetch", action="store_true", default=os.environ.get("DVL_PREFETCH", "").lower() in {"1", "true", "yes"},
+        help="before serving, download each tab's default pretrained weights (a Space's start step)",
     )
     return parser.parse_args(argv)
 
@@ -88,6 +92,21 @@ def status_line() -> str:
     return f"Running on **{where}** · {network} · models load on first use"
 
 
+def prefetch_defaults() -> None:
+    """Download the pretrained model each tab starts with here, so no visitor waits for it (``--prefetch``)."""
+    import demos
+    import models
+
+    log = logging.getLogger("app")
+    for demo in demos.ALL:
+        spec = models.default_for(demo.TASK)
+        if spec.tier == "pretrained":
+            try:
+                log.info("prefetched %s: %s", spec.name, spec.source.fetch())
+            except (models.WeightsUnavailable, OSError) as error:  # serve anyway: the tab says how to get them
+                log.warning("could not prefetch %s: %s", spec.name, error)
+
+
 def cache_schedule(age_minutes: float) -> tuple[int, int]:
     """(how often, how old) in seconds for Gradio's ``delete_cache``: a sweep every quarter of the age, at most 10 min apart."""
     age = max(1, round(age_minutes * 60))
@@ -121,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from demos import common
 
+    if args.prefetch:
+        prefetch_defaults()
     app = build_app(args.cache_age_min)
     common.prune_outputs_every(*cache_schedule(args.cache_age_min))
     app.queue(default_concurrency_limit=2, max_size=64)

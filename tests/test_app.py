@@ -86,3 +86,12 @@ def test_on_zero_gpu_hardware_model_handlers_run_inside_spaces_gpu(monkeypatch):
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert common.user_errors(lambda: "gpu")() == "gpu" and lent == [30]
     assert common.user_errors(gpu_seconds=120)(lambda: "long")() == "long" and lent == [30, 120]
+
+
+def test_prefetch_fetches_each_tabs_default_pretrained_weights(planted_torch_home, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="app")
+    app.prefetch_defaults()
+    assert "prefetched deeplabv3-mobilenet" in caplog.text  # the planted, CPU-fast segmentation default
+    assert "could not prefetch" not in caplog.text or "offline" in caplog.text.lower()
