@@ -2,7 +2,7 @@
 
     python app.py [--host H] [--port P] [--share] [--device auto|cpu|cuda|mps]
                   [--memory-budget-mb N] [--offline | --online] [--weights-dir DIR]
-                  [--max-upload-mb N] [--cache-age-min N] [--mcp] [--prefetch]
+                  [--max-upload-mb N] [--cache-age-min N] [--queue-size N] [--mcp] [--prefetch]
 
 Flags become DVL_* environment variables *before* Gradio or any Hugging Face library is
 imported, because those libraries read their offline switches at import time.
@@ -36,6 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cache-age-min", type=float, default=float(os.environ.get("DVL_CACHE_AGE_MIN", "60")),
         help="uploads and result files older than this are deleted (default 60)",
+    )
+    parser.add_argument(
+        "--queue-size", type=int, default=int(os.environ.get("DVL_QUEUE_SIZE", "64")),
+        help="requests waiting at most; past that a client is told at once that the queue is full (default 64)",
     )
     parser.add_argument(
         "--mcp", action="store_true", default=os.environ.get("DVL_MCP", "").lower() in {"1", "true", "yes"},
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         prefetch_defaults()
     app = build_app(args.cache_age_min)
     common.prune_outputs_every(*cache_schedule(args.cache_age_min))
-    app.queue(default_concurrency_limit=2, max_size=64)
+    app.queue(default_concurrency_limit=2, max_size=args.queue_size)
     app.launch(
         server_name=args.host,
         server_port=args.port,

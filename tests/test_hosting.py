@@ -1,6 +1,6 @@
 """Public hosting: bounded uploads, old files deleted, the file route closed, share opt-in, the MCP server.
 
-One app process with small limits (1 MB uploads, files kept 3 s) and the MCP server on, so
+One app process with small limits (1 MB uploads, files kept 10 s, one request waiting) and the MCP server on, so
 what a public Space relies on is checked against the real server over HTTP.
 """
 
@@ -23,13 +23,13 @@ import shapesworld
 from bench.server import AppServer
 from tests.conftest import ARTIFACTS
 
-AGE_S = 3
+AGE_S = 10  # longer than any request waits here: a swept upload is gone for a request still queued
 
 
 @pytest.fixture(scope="module")
 def server(planted_torch_home):
     ARTIFACTS.mkdir(exist_ok=True)
-    flags = ("--max-upload-mb", "1", "--cache-age-min", str(AGE_S / 60), "--mcp")
+    flags = ("--max-upload-mb", "1", "--cache-age-min", str(AGE_S / 60), "--queue-size", "1", "--mcp")
     with AppServer(log_path=ARTIFACTS / "app-server-hosting.log", args=flags) as running:
         yield running
 
@@ -97,6 +97,26 @@ def test_no_model_is_loaded_from_a_name_a_web_user_sends(server, scene_path, nam
     assert "Traceback" not in str(error.value)
     with pytest.raises(KeyError):
         models.spec(name)
+
+
+def test_a_full_queue_answers_busy_at_once(server, tmp_path):
+    """Two requests run, one waits (--queue-size 1); the rest are told at once, and all later ones are served."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.soak import Connection, scene_png
+
+    first = shapesworld.SPLITS["test"].start + 700_000
+    paths = [scene_png(first + i, tmp_path) for i in range(10)]
+    connections = [Connection(server.url) for _ in paths]
+    # The first /retrieve of a model embeds its whole gallery: seconds, so the queue fills.
+    with ThreadPoolExecutor(len(paths)) as pool:
+        outcomes = list(pool.map(lambda pair: pair[0].request("retrieve", pair[1]), zip(connections, paths)))
+    busy = [o for o in outcomes if o.kind == "busy"]
+    assert busy and {o.kind for o in outcomes} <= {"answered", "busy"}, outcomes
+    assert all("queue is full" in o.detail.lower() and o.seconds < 2 for o in busy), busy
+    assert connections[0].request("retrieve", paths[0]).kind == "answered"
+    for connection in connections:
+        connection.close()
 
 
 def test_share_links_are_opt_in(monkeypatch):
