@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -147,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.prefetch:
         prefetch_defaults()
     app = build_app(args.cache_age_min)
-    common.prune_outputs_every(*cache_schedule(args.cache_age_min))
+    from gradio.utils import get_upload_folder
+
+    def examples_in_gradio_cache() -> set[str]:  # the files Gradio itself never deletes
+        return {str(f) for block in app.blocks.values() for f in getattr(block, "keep_in_cache", ())}
+
+    folders = [common.OUTPUT_DIR, Path(get_upload_folder())]
+    common.prune_old_files_every(folders, *cache_schedule(args.cache_age_min), keep=examples_in_gradio_cache)
     app.queue(default_concurrency_limit=2, max_size=args.queue_size)
     app.launch(
         server_name=args.host,

@@ -157,35 +157,49 @@ def on_new_input(fn: Callable, inputs: list, outputs: list, *, button, image, ex
 # ---------------------------------------------------------------- housekeeping
 
 
-def prune_outputs(age_seconds: float) -> int:
-    """Delete result files older than ``age_seconds`` from the app's output folder; returns how many.
+def prune_old_files(folders: list[Path], age_seconds: float, keep: Callable[[], set[str]] = set) -> int:
+    """Delete files older than ``age_seconds`` under ``folders`` (and the folders they leave empty); returns how many.
 
-    Gradio's ``delete_cache`` sweeps its own copies of uploads and results; these are the app's
-    originals (``save_output``), which nothing else would ever delete. The examples stay.
+    Covers the app's own result files (``save_output``), which nothing else deletes, and Gradio's
+    upload cache. Gradio's own ``delete_cache`` sweep iterates its file sets while request threads
+    add to them; under concurrent load it raises and stops for good (a soak left 158 MB behind).
+    This sweep walks the folders instead. ``keep`` names files to spare (the examples); the app's
+    example folder is always spared.
     """
-    if not OUTPUT_DIR.is_dir():
-        return 0
-    deadline, removed = time.time() - age_seconds, 0
-    for path in OUTPUT_DIR.iterdir():
-        if path.is_file() and not path.is_symlink() and path.stat().st_mtime < deadline:
-            path.unlink(missing_ok=True)
-            removed += 1
+    deadline, removed, spared = time.time() - age_seconds, 0, keep()
+    examples = OUTPUT_DIR / "examples"
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # files before their folders
+            if path.is_symlink() or examples in path.parents or path == examples or str(path) in spared:
+                continue
+            try:
+                if path.is_file() and path.stat().st_mtime < deadline:
+                    path.unlink()
+                    removed += 1
+                    if path.parent != folder and not any(path.parent.iterdir()):
+                        path.parent.rmdir()  # Gradio's one-file folder per upload
+                elif path.is_dir() and path.stat().st_mtime < deadline and not any(path.iterdir()):
+                    path.rmdir()
+            except OSError:  # a request or Gradio's own sweep took it first, or wrote into it meanwhile
+                continue
     return removed
 
 
-def prune_outputs_every(frequency_seconds: float, age_seconds: float) -> threading.Thread:
-    """Run ``prune_outputs`` in a daemon thread, every ``frequency_seconds``, for the life of the server."""
+def prune_old_files_every(folders: list[Path], frequency_seconds: float, age_seconds: float, keep: Callable[[], set[str]] = set) -> threading.Thread:
+    """Run ``prune_old_files`` in a daemon thread, every ``frequency_seconds``, for the life of the server."""
 
     def loop() -> None:
         while True:
             time.sleep(frequency_seconds)
             try:
-                if removed := prune_outputs(age_seconds):
-                    log.info("deleted %d result files older than %.0f s", removed, age_seconds)
+                if removed := prune_old_files(folders, age_seconds, keep):
+                    log.info("deleted %d uploads and result files older than %.0f s", removed, age_seconds)
             except OSError:
-                log.exception("could not prune %s", OUTPUT_DIR)
+                log.exception("could not prune %s", folders)
 
-    thread = threading.Thread(target=loop, name="prune-outputs", daemon=True)
+    thread = threading.Thread(target=loop, name="prune-old-files", daemon=True)
     thread.start()
     return thread
 
