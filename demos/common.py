@@ -125,8 +125,15 @@ def clear_on_failure(event, outputs: list) -> None:
     Otherwise the error toast appears over the previous image's result, which then reads as the
     answer to the new, failed input.
     """
-    empty = "null" if len(outputs) == 1 else json.dumps([None] * len(outputs))
+    values = [empty_value(component) for component in outputs]
+    empty = json.dumps(values[0] if len(values) == 1 else values)
     event.failure(None, None, outputs, js=f"() => {empty}", api_visibility="private", show_progress="hidden")
+
+
+def empty_value(component) -> object:
+    """What ``component`` shows when it has no value, as its frontend expects it (a Label wants ``{}``, not null)."""
+    value = component.postprocess(None)
+    return value.model_dump() if hasattr(value, "model_dump") else value
 
 
 def named_endpoint(fn: Callable[P, R], name: str) -> Callable[P, R]:
