@@ -314,4 +314,6 @@ def test_build_roi_panel():
     assert [b.label for b in demo.blocks.values() if isinstance(b, gr.Number)] == ["Detection #"]
     assert len([b for b in demo.blocks.values() if isinstance(b, gr.Gallery)]) == 1
     deps = demo.config["dependencies"]
-    assert len(deps) == 1 and deps[0]["api_visibility"] == "private"
+    pool, clear = deps  # the pooling, and emptying its outputs when it fails
+    assert pool["api_visibility"] == "private" and pool["targets"][0][1] == "click"
+    assert clear["targets"][0][1] == "failure" and clear["outputs"] == pool["outputs"]
