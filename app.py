@@ -113,17 +113,17 @@ def prefetch_defaults() -> None:
 
 
 def cache_schedule(age_minutes: float) -> tuple[int, int]:
-    """(how often, how old) in seconds for Gradio's ``delete_cache``: a sweep every quarter of the age, at most 10 min apart."""
+    """(how often, how old) in seconds for the file sweep: every quarter of the age, at most 10 min apart."""
     age = max(1, round(age_minutes * 60))
     return max(1, min(600, age // 4)), age
 
 
-def build_app(cache_age_minutes: float = 60):
+def build_app():
     import gradio as gr
 
     import demos
 
-    with gr.Blocks(title="Deep Vision Lab", delete_cache=cache_schedule(cache_age_minutes)) as app:
+    with gr.Blocks(title="Deep Vision Lab") as app:
         gr.Markdown("# Deep Vision Lab\nUse, and look inside, the models of the course. " + status_line())
         for demo in demos.ALL:
             with gr.Tab(demo.TITLE, id=demo.TASK):
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.prefetch:
         prefetch_defaults()
-    app = build_app(args.cache_age_min)
+    app = build_app()
     from gradio.utils import get_upload_folder
 
     def examples_in_gradio_cache() -> set[str]:  # the files Gradio itself never deletes

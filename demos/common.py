@@ -167,9 +167,9 @@ def on_new_input(fn: Callable, inputs: list, outputs: list, *, button, image, ex
 def prune_old_files(folders: list[Path], age_seconds: float, keep: Callable[[], set[str]] = set) -> int:
     """Delete files older than ``age_seconds`` under ``folders`` (and the folders they leave empty); returns how many.
 
-    Covers the app's own result files (``save_output``), which nothing else deletes, and Gradio's
-    upload cache. Gradio's own ``delete_cache`` sweep iterates its file sets while request threads
-    add to them; under concurrent load it raises and stops for good (a soak left 158 MB behind).
+    Covers the app's own result files (``save_output``) and Gradio's upload cache. Gradio's own
+    ``delete_cache`` sweep is not used: it iterates its file sets while request threads add to
+    them, and under concurrent load it raises and stops for good (a soak left 158 MB behind).
     This sweep walks the folders instead. ``keep`` names files to spare (the examples); the app's
     example folder is always spared.
     """
