@@ -41,6 +41,7 @@ REQUESTS: dict[str, list] = {
     "pose": ["keypointrcnn-shapes", 0.5, 2.0, 20],
     "classify": [None, "red circle, blue square, green star, yellow ring, purple triangle", True, "a photo of a {}.", 1.0, "clip-shapes"],
     "retrieve": ["simclr-shapes", 5, None],
+    "generate": ["a large red triangle", "", 0, 10, 2.0, "DPM-Solver++", 1, "diffusion-shapes"],  # the seed varies instead of an image
 }
 HANG_S = 300  # a request with no answer after this long is counted as left hanging
 
@@ -115,11 +116,18 @@ class Connection:
             kind, detail = ("busy" if busy else "5xx" if status >= 500 else "error"), error.response.text[:200]
         return Outcome(endpoint, kind, time.perf_counter() - start, detail)
 
-    def _call(self, endpoint: str, image: Path) -> tuple[str, str]:
+    def _inputs(self, endpoint: str, image: Path) -> list:
+        """The request's data: the image uploaded first; for /generate, which takes none, the scene's seed as its seed."""
+        if endpoint == "generate":
+            prompt, negative, _, *rest = REQUESTS[endpoint]
+            return [prompt, negative, int(image.stem.rsplit("-", 1)[1]), *rest]
         with open(image, "rb") as handle:
             uploaded = self.http.post("gradio_api/upload", files=[("files", (image.name, handle, "image/png"))])
         uploaded.raise_for_status()
-        data = [{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}, *REQUESTS[endpoint]]
+        return [{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}, *REQUESTS[endpoint]]
+
+    def _call(self, endpoint: str, image: Path) -> tuple[str, str]:
+        data = self._inputs(endpoint, image)
         called = self.http.post(f"gradio_api/call/{endpoint}", json={"data": data})
         called.raise_for_status()
         stream = self.http.get(f"gradio_api/call/{endpoint}/{called.json()['event_id']}")

@@ -7,8 +7,10 @@ overlays, boxes, heat maps) and ``legends`` (legends and tables in HTML).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -16,7 +18,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, ParamSpec, TypeVar
+from typing import Callable, Iterator, ParamSpec, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -69,27 +71,42 @@ def user_errors(fn: Callable[P, R] | None = None, *, gpu_seconds: int = 30):
     if fn is None:
         return functools.partial(user_errors, gpu_seconds=gpu_seconds)
     fn = on_zero_gpu(fn, gpu_seconds)
+    if inspect.isgeneratorfunction(fn):  # a streaming handler fails while it is iterated, not when called
+
+        @functools.wraps(fn)
+        def streaming(*args: P.args, **kwargs: P.kwargs):
+            with _as_user_errors(fn.__name__):
+                yield from fn(*args, **kwargs)
+
+        return streaming
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
+        with _as_user_errors(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (BadInput, models.WeightsUnavailable, ValueError, KeyError) as error:
-            raise gr.Error(str(error).strip("'\"")) from None
-        except (torch.OutOfMemoryError, MemoryError):
-            log.exception("out of memory in %s", fn.__name__)
-            models.cache().release_all()  # so the next request has room
-            raise gr.Error(
-                "The server ran out of memory on this request. It unloaded its models to recover: try again, "
-                "or with a smaller image or a smaller model."
-            ) from None
-        except Exception as error:  # noqa: BLE001 - last line of defence for the web page
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"The model failed on this input ({type(error).__name__}). Try another image or model.") from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _as_user_errors(where: str) -> Iterator[None]:
+    """The translation ``user_errors`` applies: expected failures to their message, the rest to a short sentence."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (BadInput, models.WeightsUnavailable, ValueError, KeyError) as error:
+        raise gr.Error(str(error).strip("'\"")) from None
+    except (torch.OutOfMemoryError, MemoryError):
+        log.exception("out of memory in %s", where)
+        models.cache().release_all()  # so the next request has room
+        raise gr.Error(
+            "The server ran out of memory on this request. It unloaded its models to recover: try again, "
+            "or with a smaller image or a smaller model."
+        ) from None
+    except Exception as error:  # noqa: BLE001 - last line of defence for the web page
+        log.exception("unexpected error in %s", where)
+        raise gr.Error(f"The model failed on this input ({type(error).__name__}). Try another input or model.") from None
 
 
 def load_model(name: str, progress: gr.Progress | None = None):
@@ -137,11 +154,21 @@ def empty_value(component) -> object:
 
 
 def named_endpoint(fn: Callable[P, R], name: str) -> Callable[P, R]:
-    """``fn`` under its endpoint's public name: MCP clients see a function's name as the tool's name."""
+    """``fn`` under its endpoint's public name: MCP clients see a function's name as the tool's name.
 
-    @functools.wraps(fn)
-    def endpoint(*args: P.args, **kwargs: P.kwargs) -> R:
-        return fn(*args, **kwargs)
+    A generator stays a generator function, since that is how Gradio knows to stream its updates.
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def endpoint(*args: P.args, **kwargs: P.kwargs):
+            yield from fn(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def endpoint(*args: P.args, **kwargs: P.kwargs) -> R:
+            return fn(*args, **kwargs)
 
     endpoint.__name__ = endpoint.__qualname__ = name
     return endpoint

@@ -22,6 +22,7 @@ from . import registry
 from .sources import WeightsUnavailable
 from .training import clip as clip_training
 from .training import detection as detection_training
+from .training import diffusion as diffusion_training
 from .training import instances as instances_training
 from .training import pose as pose_training
 from .training import retrieval as retrieval_training
@@ -39,6 +40,7 @@ class Trainer:
 TRAINERS = {
     "unet-shapes": Trainer(segmentation_training.train, segmentation_training.evaluate),
     "clip-shapes": Trainer(clip_training.train, clip_training.evaluate),
+    "diffusion-shapes": Trainer(diffusion_training.train, diffusion_training.evaluate),
     **{name: Trainer(functools.partial(retrieval_training.train, name), retrieval_training.evaluate) for name in ("rotation-shapes", "simclr-shapes")},
     **{
         name: Trainer(functools.partial(module.train, name), module.evaluate)

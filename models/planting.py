@@ -20,6 +20,7 @@ import torch
 from .clip import OpenClipWeights
 from .sources import HuggingFaceWeights, TorchvisionWeights
 from .spec import ModelSpec
+from .turbo import PipelineWeights
 
 
 def plant_random_weights(spec: ModelSpec, torch_home: Path | None = None, seed: int = 0, hf_home: Path | None = None) -> Path:
@@ -30,6 +31,10 @@ def plant_random_weights(spec: ModelSpec, torch_home: Path | None = None, seed: 
     ``hf_home/hub`` (HF_HOME's layout).
     """
     source = spec.source
+    if isinstance(source, PipelineWeights):  # several repos (SD-Turbo and its safety checker): plant each
+        if hf_home is None:
+            raise ValueError(f"{spec.name} is a Hugging Face pipeline: give hf_home")
+        return [plant_hugging_face_snapshot(part, hf_home / "hub", seed) for part in source.parts][0]
     if isinstance(source, OpenClipWeights):
         if hf_home is None:
             raise ValueError(f"{spec.name} is an open_clip model (its weights live in a Hugging Face repo): give hf_home")
@@ -76,7 +81,92 @@ def _dinov2_small() -> list:
     return [Dinov2Model(config), processor]
 
 
-PUBLISHED: dict[str, Callable[[], list]] = {"facebook/detr-resnet-50": _detr_resnet50, "facebook/dinov2-small": _dinov2_small}
+def clip_bpe_tokenizer(folder: Path):
+    """CLIP's own BPE tokenizer (49,408 tokens) as transformers' ``CLIPTokenizer``, built with no download.
+
+    open_clip ships the merges file CLIP was released with; the vocabulary is derived from it the
+    way CLIP's tokenizer derives it (bytes, bytes + ``</w>``, one token per merge, start and end).
+    SD 2.x pads with "!", as SD-Turbo's tokenizer config says.
+    """
+    import gzip
+
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+    from transformers import CLIPTokenizer
+
+    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
+    symbols = list(bytes_to_unicode().values())
+    vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m.split()) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), pad_token="!", model_max_length=77)
+
+
+def sd_turbo_parts(full: bool = False) -> list:
+    """SD-Turbo's pipeline classes: tiny configs (64x64 images) for tests, or SD 2.1's real sizes (``full``).
+
+    The real parts: ``UNet2DConditionModel`` (865 M, 4 latent channels, 1024-wide cross-attention),
+    ``AutoencoderKL`` (8x downsampling), OpenCLIP ViT-H's 23-layer text tower as ``CLIPTextModel``,
+    CLIP's BPE tokenizer and ``EulerDiscreteScheduler`` with trailing timesteps, as the repo's
+    configs give them. The tiny version keeps every class, the tokenizer and the scheduler.
+    """
+    import tempfile
+
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    if full:
+        unet = UNet2DConditionModel(
+            sample_size=64, cross_attention_dim=1024, attention_head_dim=[5, 10, 20, 20], use_linear_projection=True,
+            block_out_channels=[320, 640, 1280, 1280],
+        )
+        vae = AutoencoderKL(
+            block_out_channels=[128, 256, 512, 512], latent_channels=4, layers_per_block=2, sample_size=768,
+            down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+        )
+        text = CLIPTextConfig(hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23, projection_dim=512, hidden_act="gelu")
+    else:
+        unet = UNet2DConditionModel(
+            sample_size=32, cross_attention_dim=32, attention_head_dim=4, use_linear_projection=True, layers_per_block=1,
+            block_out_channels=[32, 64], norm_num_groups=8,
+            down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
+        )
+        vae = AutoencoderKL(
+            block_out_channels=[32, 64], latent_channels=4, layers_per_block=1, norm_num_groups=8, sample_size=64,
+            down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        )
+        text = CLIPTextConfig(hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2, projection_dim=32, hidden_act="gelu")
+    text.vocab_size = 49408
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", prediction_type="epsilon", steps_offset=1,
+    )
+    tokenizer = clip_bpe_tokenizer(Path(tempfile.mkdtemp(prefix="clip-bpe-")))
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=CLIPTextModel(text), tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    return [pipe]
+
+
+def safety_checker_parts() -> list:
+    """``CompVis/stable-diffusion-safety-checker``'s classes with a tiny CLIP inside (its thresholds as initialised)."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    config = CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1, "patch_size": 32},
+        projection_dim=32,
+    )
+    return [StableDiffusionSafetyChecker(config), CLIPImageProcessor(crop_size=224, size=224)]
+
+
+PUBLISHED: dict[str, Callable[[], list]] = {
+    "facebook/detr-resnet-50": _detr_resnet50,
+    "facebook/dinov2-small": _dinov2_small,
+    "stabilityai/sd-turbo": sd_turbo_parts,
+    "CompVis/stable-diffusion-safety-checker": safety_checker_parts,
+}
 """Repo id -> random-init objects (model, processor, ...) with the published configuration."""
 
 

@@ -183,8 +183,11 @@ class HuggingFaceWeights:
         )
         return f"{self.repo_id}: in {path}"
 
-    def build(self, *classes) -> tuple:
-        """``cls.from_pretrained(...)`` for each class (model, processor, ...), from one resolved location."""
+    def build(self, *classes, **extra) -> tuple:
+        """``cls.from_pretrained(...)`` for each class (model, processor, ...), from one resolved location.
+
+        ``extra`` goes to every ``from_pretrained`` call (a pipeline's components given from elsewhere).
+        """
         explicit = self.explicit_path()
         if explicit:
             where, kwargs = str(explicit), {"local_files_only": True}
@@ -194,7 +197,7 @@ class HuggingFaceWeights:
             raise WeightsUnavailable(self._how_to_get())
         else:
             where, kwargs = self.repo_id, {"revision": self.revision, "cache_dir": settings.hf_cache_dir()}
-        load = lambda: tuple(cls.from_pretrained(where, **kwargs) for cls in classes)  # noqa: E731
+        load = lambda: tuple(cls.from_pretrained(where, **kwargs, **extra) for cls in classes)  # noqa: E731
         return load() if kwargs.get("local_files_only") else self._download(load)
 
     def _download(self, action: Callable[[], T]) -> T:

@@ -3,8 +3,10 @@ checkpoints of the real architectures in a temporary TORCH_HOME (see models/plan
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -46,3 +48,24 @@ def app_url(planted_torch_home) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     with AppServer(log_path=ARTIFACTS / "app-server.log") as server:
         yield server.url
+
+
+@contextlib.contextmanager
+def planted_hugging_face(tmp_path_factory, name: str) -> Iterator[Path]:
+    """HF_HOME pointed at a temporary cache that holds random-init weights of model ``name``, offline.
+
+    Yields the planted snapshot folder; the model cache is emptied on the way in and out, so the
+    model loads from the planted files and no later test sees it.
+    """
+    import models
+    from models.planting import plant_random_weights
+
+    hf_home = tmp_path_factory.mktemp("hf_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HOME", str(hf_home))
+        patch.delenv("HF_HUB_CACHE", raising=False)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        snapshot = plant_random_weights(models.spec(name), hf_home=hf_home)
+        models.cache.cache_clear()
+        yield snapshot
+        models.cache.cache_clear()

@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/classify", "/retrieve"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/classify", "/retrieve", "/generate"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
@@ -287,3 +287,31 @@ def test_retrieve_refuses_bad_input_clearly(client, objects, k, model, hint):
     (query, _), *_ = objects
     with pytest.raises(AppError, match=hint):
         client.predict(handle_file(str(query)), model, k, None, api_name="/retrieve")
+
+
+# ---------------------------------------------------------------- /generate
+
+
+def test_generate_draws_the_prompt_with_the_local_model(client):
+    images, notes, steps = client.predict(
+        "a large green star", "", 3, 10, 2.0, "DPM-Solver++", 2, "diffusion-shapes", api_name="/generate"
+    )
+    assert len(images) == 2 and Image.open(images[0]["image"]).size == (256, 256)
+    assert "2 image(s)" in notes and "seed 3" in notes and 'read the prompt as "a large green star"' in notes
+    assert len(steps) == 16 and "step 1/10" in steps[0]["caption"]  # 8 pictured steps x (x_t, x̂_0)
+
+
+@pytest.mark.parametrize(
+    "prompt, steps, count, model, hint",
+    [
+        ("", 10, 1, "diffusion-shapes", "Write a prompt"),
+        ("a red star", -1, 1, "diffusion-shapes", "less than minimum value 1"),
+        ("a red star", 10, 1000, "diffusion-shapes", "greater than maximum value 8"),
+        ("a red star", 1, 1, "sd-turbo", "prefetch"),  # no SD-Turbo weights on this offline machine
+    ],
+)
+def test_generate_refuses_bad_input_clearly_and_keeps_serving(client, prompt, steps, count, model, hint):
+    with pytest.raises(AppError, match=hint):
+        client.predict(prompt, "", 0, steps, 2.0, "DPM-Solver++", count, model, api_name="/generate")
+    images, notes, _ = client.predict("一只猫 " * 100, "", 0, 2, 2.0, "DPM-Solver++", 1, "diffusion-shapes", api_name="/generate")
+    assert len(images) == 1 and "unconditional sample" in notes

@@ -377,3 +377,36 @@ def test_retrieval_tab_in_a_browser(app_url, session):
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)
         assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+def test_diffusion_tab_in_a_browser(app_url, session):
+    """The local model draws the prompt, the denoising steps fill in, an empty prompt is a clear message,
+    Stop ends a long run and the tab still answers."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Text to image", "Generate")
+    with screenshot_on_failure(page, "browser-diffusion-failure.png"):
+        choose_model(panel, "ShapesWorld diffusion")
+        prompt = panel.locator("label").filter(has_text=re.compile(r"^\s*Prompt")).locator("textarea").first
+        prompt.fill("a large red triangle")
+        panel.get_by_role("button", name="Generate", exact=True).click()
+        generated = block(panel, "Generated")
+        expect(generated.locator("img")).to_have_count(1, timeout=PREDICT_MS)
+        expect(block(panel, "Denoising").locator("img")).to_have_count(16, timeout=UI_MS)  # 8 of the 10 steps x (x_t, x̂_0)
+        expect(panel.get_by_text(re.compile(r"1 image\(s\) from"))).to_be_visible(timeout=UI_MS)
+        screenshot(page, "browser-diffusion.png")
+
+        prompt.fill("")
+        panel.get_by_role("button", name="Generate", exact=True).click()
+        expect(error_toasts(page).first).to_contain_text("Write a prompt", timeout=UI_MS)
+        expect(generated.locator("img")).to_have_count(0, timeout=UI_MS)  # no stale images under the error
+        close_toasts(page)
+
+        prompt.fill("a small blue ring")
+        panel.get_by_role("button", name="Generate", exact=True).click()
+        panel.get_by_role("button", name="Stop", exact=True).click()
+        panel.get_by_role("button", name="Generate", exact=True).click()
+        expect(generated.locator("img")).to_have_count(1, timeout=PREDICT_MS)
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)

@@ -25,6 +25,7 @@ import shapesworld
 from demos import boxes, detection
 from models.detection import RAW_LIMIT, SCORE_FLOOR, RawDetections, select
 from models.sources import Availability, TorchvisionWeights
+from tests.conftest import planted_hugging_face
 
 
 def _photo() -> Image.Image:
@@ -310,25 +311,16 @@ def test_pretrained_detector_equals_torchvisions_documented_inference(name, tmp_
 
 @pytest.fixture(scope="module")
 def planted_detr(tmp_path_factory):
-    """A random-init ``facebook/detr-resnet-50`` snapshot in a temporary HF_HOME, offline."""
+    """A random-init ``facebook/detr-resnet-50`` snapshot in a temporary HF_HOME, offline, its class biases spread out."""
     from safetensors.torch import load_file, save_file
 
-    from models.planting import plant_random_weights
-
-    hf_home = tmp_path_factory.mktemp("hf_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HOME", str(hf_home))
-        patch.delenv("HF_HUB_CACHE", raising=False)
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        snapshot = plant_random_weights(models.spec("detr-resnet50"), hf_home=hf_home)
+    with planted_hugging_face(tmp_path_factory, "detr-resnet50") as snapshot:
         weights = snapshot / "model.safetensors"
         state = load_file(str(weights))
         bias = state["class_labels_classifier.bias"]
         state["class_labels_classifier.bias"] = torch.randn(bias.shape, generator=torch.Generator().manual_seed(0)) * 3
         save_file(state, str(weights), metadata={"format": "pt"})
-        models.cache.cache_clear()
         yield snapshot
-        models.cache.cache_clear()
 
 
 def test_detr_loads_offline_from_the_hugging_face_cache(planted_detr):
