@@ -404,6 +404,7 @@ def test_diffusion_tab_in_a_browser(app_url, session):
         prompt.fill("a small blue ring")
         panel.get_by_role("button", name="Generate", exact=True).click()
         panel.get_by_role("button", name="Stop", exact=True).click()
+        page.wait_for_timeout(1500)  # let the cancel land first: sent after the next click, it would cancel that run too
         panel.get_by_role("button", name="Generate", exact=True).click()
         expect(generated.locator("img")).to_have_count(1, timeout=PREDICT_MS)
         expect(page.locator("body")).not_to_contain_text("Traceback")

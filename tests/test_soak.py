@@ -6,7 +6,7 @@ from bench.soak import REQUESTS, soak
 
 
 def test_a_mixed_load_over_every_endpoint_is_answered_and_its_files_are_deleted_afterwards():
-    report = soak(requests=48, clients=8, warmup=12, cache_age_min=0.05, log=lambda *a, **k: None)
+    report = soak(requests=8 * len(REQUESTS), clients=8, warmup=2 * len(REQUESTS), cache_age_min=0.05, log=lambda *a, **k: None)
     kinds = {o.kind for o in report.outcomes}
     assert kinds == {"answered"}, [o for o in report.outcomes if o.kind != "answered"][:3]
     assert {o.endpoint for o in report.outcomes} == set(REQUESTS)
