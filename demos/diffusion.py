@@ -208,7 +208,7 @@ def build() -> None:
                 run = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
-            images = gr.Gallery(label="Generated", columns=4, height=360, object_fit="contain", format="png", preview=False)
+            images = gr.Gallery(label="Generated", columns=4, height="auto", object_fit="contain", format="png", preview=False)
             notes = gr.Markdown()
             card = gr.Markdown(common.model_card_markdown(default))
     gr.Examples(
@@ -231,7 +231,7 @@ def build() -> None:
         )
         other = gr.Slider(0, 10, value=1.0, step=0.25, label="Compare with guidance scale")
         compare = gr.Button("Compare")
-        compared = gr.Gallery(label="Same seed, two guidance scales", columns=2, height=300, object_fit="contain", format="png", preview=False)
+        compared = gr.Gallery(label="Same seed, two guidance scales", columns=2, height="auto", object_fit="contain", format="png", preview=False)
 
     inputs = [prompt, negative, seed, steps, guidance, scheduler, count, model]
     outputs = [images, notes, denoising]
