@@ -16,13 +16,14 @@ from PIL import Image, ImageDraw
 import models
 from models.diffusion import MAX_IMAGES, MAX_STEPS, SCHEDULERS, DenoisingStep, Generation, Request, check_request
 
-from . import common
+from . import common, drawing
 
 TITLE = "Text to image"
 TASK = "diffusion"
 ENDPOINT = "generate"  # the tab's main action, served at /generate
 
 SHOWN_STEPS = 8  # denoising panels: at most this many steps, spread over the run
+SHOWN_SIDE = 256  # small images are shown enlarged (nearest neighbour) to about this side
 DEFAULTS = {"local": {"steps": 10, "guidance": 2.0, "max_steps": 50}, "pretrained": {"steps": 1, "guidance": 0.0, "max_steps": 4}}
 """Per tier: the sampling that works (SD-Turbo is distilled for 1-4 steps without guidance)."""
 LOCAL_PROMPT = "a large red triangle"
@@ -55,15 +56,11 @@ def denoising_gallery(steps: list[DenoisingStep]) -> list[tuple[Image.Image, str
     for step in steps:
         where = f"step {step.index}/{step.total} · t={step.timestep}"
         if step.noisy is not None:
-            items.append((_enlarged(step.noisy), f"{where} · noisy input x_t"))
+            items.append((drawing.upscale_for_display(step.noisy, SHOWN_SIDE), f"{where} · noisy input x_t"))
         if step.predicted is not None:
             kind = "predicted clean image x̂_0" if step.noisy is not None else "sample after this step"
-            items.append((_enlarged(step.predicted), f"{where} · {kind}"))
+            items.append((drawing.upscale_for_display(step.predicted, SHOWN_SIDE), f"{where} · {kind}"))
     return items
-
-
-def _enlarged(image: Image.Image) -> Image.Image:
-    return image.resize((256, 256), Image.Resampling.NEAREST) if image.width < 256 else image
 
 
 def notice_image(size: int, text: str) -> Image.Image:
@@ -79,9 +76,9 @@ def shown_images(result: Generation) -> list[tuple[Image.Image, str]]:
     items = []
     for i, image in enumerate(result.images):
         if result.blocked and result.blocked[i]:
-            items.append((notice_image(max(256, image.width), "Blocked by the\nsafety checker"), f"image {i + 1}: blocked"))
+            items.append((notice_image(max(SHOWN_SIDE, image.width), "Blocked by the\nsafety checker"), f"image {i + 1}: blocked"))
         else:
-            items.append((_enlarged(image), f"image {i + 1}"))
+            items.append((drawing.upscale_for_display(image, SHOWN_SIDE), f"image {i + 1}"))
     return items
 
 
@@ -97,9 +94,12 @@ def notes_markdown(result: Generation, request: Request, model_name: str) -> str
     return "\n\n".join(lines + [f"- {n}" for n in result.notices])
 
 
-def stream(model, request: Request, progress) -> Iterator[DenoisingStep | Generation]:
-    """Run the model, reporting every step in the progress bar with an honest time estimate."""
-    for item in model.denoise(request, captured_steps(request.steps)):
+def stream(model, request: Request, progress, pictured: bool = True) -> Iterator[DenoisingStep | Generation]:
+    """Run the model, reporting every step in the progress bar with an honest time estimate.
+
+    ``pictured``: also picture the denoising (``captured_steps``); off where only the images are shown.
+    """
+    for item in model.denoise(request, captured_steps(request.steps) if pictured else ()):
         if isinstance(item, DenoisingStep):
             progress(
                 (item.index, item.total), desc=f"step {item.index}/{item.total} · {item.seconds:.1f} s, about {time_left(item):.0f} s left"
@@ -154,7 +154,7 @@ def _guidance_ui(
     for scale in (float(other), float(guidance)):
         request = request_from(prompt, negative_prompt, seed, steps, scale, scheduler, 1, model.max_steps)
         result = None
-        for item in stream(model, request, progress):
+        for item in stream(model, request, progress, pictured=False):
             result = item
         assert isinstance(result, Generation)
         pictures.append((shown_images(result)[0][0], f"guidance {scale:g}"))

@@ -84,9 +84,9 @@ def display_scale(size: tuple[int, int], target: int = 512) -> int:
     return max(1, target // max(size))
 
 
-def upscale_for_display(image: Image.Image) -> Image.Image:
+def upscale_for_display(image: Image.Image, target: int = 512) -> Image.Image:
     """``image`` enlarged by ``display_scale`` with nearest neighbour: every drawing of a small image starts here."""
-    scale = display_scale(image.size)
+    scale = display_scale(image.size, target)
     image = image.convert("RGB")
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST) if scale > 1 else image
 

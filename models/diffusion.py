@@ -161,14 +161,12 @@ class ShapesTextToImage(nn.Module):
                 conditional, unconditional_out = output.chunk(2)
                 output = unconditional_out + request.guidance * (conditional - unconditional_out)
             step = scheduler.step(output, t, sample, generator=generator, return_dict=True)
-            shown = index in capture
-            alpha = alphas[int(t)]
-            predicted = alpha.sqrt() * model_input[:1] - (1 - alpha).sqrt() * output[:1]  # v-prediction -> x_0
-            record = DenoisingStep(
-                index, len(scheduler.timesteps), int(t),
-                to_pil(model_input[:1])[0] if shown else None, to_pil(predicted)[0] if shown else None,
-                time.perf_counter() - started,
-            )
+            noisy = predicted = None
+            if index in capture:
+                alpha = alphas[int(t)]
+                noisy = to_pil(model_input[:1])[0]
+                predicted = to_pil(alpha.sqrt() * model_input[:1] - (1 - alpha).sqrt() * output[:1])[0]  # v-prediction -> x_0
+            record = DenoisingStep(index, len(scheduler.timesteps), int(t), noisy, predicted, time.perf_counter() - started)
             steps.append(record)
             yield record
             sample = step.prev_sample
