@@ -66,8 +66,12 @@ def render_pool(first_seed: int, count: int) -> tuple[torch.Tensor, torch.Tensor
         image, prompt = shapesworld.single_object(seed, RENDER_SIZE)
         images.append(torch.from_numpy(image).permute(2, 0, 1))
         rows.append(parse_prompt(prompt).rows())
-    x = torch.stack(images).float() / 127.5 - 1
-    return F.avg_pool2d(x, RENDER_SIZE // IMAGE_SIZE), torch.tensor(rows)
+    return shrink(torch.stack(images).float() / 127.5 - 1), torch.tensor(rows)
+
+
+def shrink(images: torch.Tensor) -> torch.Tensor:
+    """(N,3,64,64) renders -> (N,3,32,32) by area averaging: what the model learns from and the judge is checked on."""
+    return F.avg_pool2d(images, RENDER_SIZE // IMAGE_SIZE)
 
 
 def drop_conditions(rows: torch.Tensor, generator: torch.Generator, p_each: float, p_all: float) -> torch.Tensor:
@@ -117,7 +121,7 @@ def judge_on_renders(seed: int, count: int) -> float:
     images, truths = [], []
     for s in range(seed, seed + count):
         image, prompt = shapesworld.single_object(s, RENDER_SIZE)
-        small = F.avg_pool2d(torch.from_numpy(image).permute(2, 0, 1)[None].float(), RENDER_SIZE // IMAGE_SIZE)
+        small = shrink(torch.from_numpy(image).permute(2, 0, 1)[None].float())
         images.append(Image.fromarray(small[0].round().byte().permute(1, 2, 0).numpy()))
         truths.append(tuple(prompt.split()[2:]))
     return float(np.mean([seen == truth for seen, truth in zip(judge(images), truths)]))
