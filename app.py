@@ -81,6 +81,8 @@ CSS = """
 .dvl-matrix td { padding: 2px 6px; text-align: center; min-width: 3.2rem; }
 .dvl-matrix td small { color: inherit; opacity: .85; }
 .dvl-scroll { overflow-x: auto; max-width: 100%; }
+.dvl-steps td { text-align: left; white-space: nowrap; }
+.dvl-steps td.dvl-taken { outline: 2px solid rgba(99,102,241,.9); outline-offset: -2px; font-weight: 600; }
 """
 
 

@@ -39,6 +39,8 @@ REQUESTS: dict[str, list] = {
     "detect": ["fasterrcnn-shapes", 0.5, 0.5, [], 100],
     "instances": ["maskrcnn-shapes", 0.5, 0.5, True, True, 100],
     "pose": ["keypointrcnn-shapes", 0.5, 2.0, 20],
+    "caption": ["blip-caption-shapes", "", "nucleus sampling", 3, 0.9, 1.0, 20, 1, 0],
+    "answer": ["blip-vqa-shapes", "how many circles are there?"],
     "classify": [None, "red circle, blue square, green star, yellow ring, purple triangle", True, "a photo of a {}.", 1.0, "clip-shapes"],
     "retrieve": ["simclr-shapes", 5, None],
     "generate": ["a large red triangle", "", 0, 10, 2.0, "DPM-Solver++", 1, "diffusion-shapes"],  # the seed varies instead of an image

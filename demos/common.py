@@ -142,9 +142,13 @@ def clear_on_failure(event, outputs: list) -> None:
     Otherwise the error toast appears over the previous image's result, which then reads as the
     answer to the new, failed input.
     """
+    event.failure(None, None, outputs, js=empty_outputs_js(outputs), api_visibility="private", show_progress="hidden")
+
+
+def empty_outputs_js(outputs: list) -> str:
+    """A browser-side function that empties ``outputs`` (no server round trip)."""
     values = [empty_value(component) for component in outputs]
-    empty = json.dumps(values[0] if len(values) == 1 else values)
-    event.failure(None, None, outputs, js=f"() => {empty}", api_visibility="private", show_progress="hidden")
+    return f"() => {json.dumps(values[0] if len(values) == 1 else values)}"
 
 
 def empty_value(component) -> object:

@@ -58,6 +58,16 @@ def heatmap(values: np.ndarray, value_range: tuple[float, float] | None = None) 
     return (_HEAT_STOPS[low] * (1 - frac) + _HEAT_STOPS[low + 1] * frac).astype(np.uint8)
 
 
+def heat_overlay(image: Image.Image, values: np.ndarray, opacity: float = 0.55, target: int = 384) -> Image.Image:
+    """A coarse map (a ViT's patch grid, values in [0, 1]) blended over ``image``, smoothly upsampled.
+
+    Small images are enlarged first (``upscale_for_display``), so a 128 px scene's map is readable.
+    """
+    base = upscale_for_display(image, target)
+    heat = Image.fromarray(heatmap(values, value_range=(0.0, 1.0))).resize(base.size, Image.Resampling.BICUBIC)
+    return Image.blend(base, heat, opacity)
+
+
 def channel_grid(maps: np.ndarray, max_channels: int = 16, tile: int = 64, gap: int = 2) -> Image.Image:
     """Tile the first channels of a (C, H, W) feature map into one image, each channel normalised.
 

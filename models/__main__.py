@@ -20,6 +20,7 @@ import torch
 
 from . import registry
 from .sources import WeightsUnavailable
+from .training import captioning as captioning_training
 from .training import clip as clip_training
 from .training import detection as detection_training
 from .training import diffusion as diffusion_training
@@ -44,7 +45,7 @@ TRAINERS = {
     **{name: Trainer(functools.partial(retrieval_training.train, name), retrieval_training.evaluate) for name in ("rotation-shapes", "simclr-shapes")},
     **{
         name: Trainer(functools.partial(module.train, name), module.evaluate)
-        for module in (detection_training, instances_training, pose_training)
+        for module in (detection_training, instances_training, pose_training, captioning_training)
         for name in module.RECIPES
     },
 }

@@ -161,11 +161,60 @@ def safety_checker_parts() -> list:
     return [StableDiffusionSafetyChecker(config), CLIPImageProcessor(crop_size=224, size=224)]
 
 
+def bert_wordpiece_tokenizer():
+    """A ``BertTokenizer`` laid out like bert-base-uncased (BLIP's tokenizer): no download, not BERT's words.
+
+    The special tokens sit at BERT's ids ([PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103), every
+    printable ASCII character and its "##" continuation is a token (so any English text tokenises
+    without [UNK]), short letter strings fill the rest up to 30,522, and BLIP's [DEC] (its caption start,
+    30,522) and [ENC] are added as BLIP's processor adds them. With random weights, only the layout
+    and the ids matter.
+    """
+    import string
+    from itertools import product
+
+    from transformers import BertTokenizer
+
+    characters = [c for c in string.printable if c.strip() and not c.isupper()]
+    vocab = ["[PAD]", *(f"[unused{i}]" for i in range(99)), "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += characters + [f"##{c}" for c in characters]
+    fillers = ("".join(p) for n in (2, 3, 4) for p in product(string.ascii_lowercase, repeat=n))
+    vocab += [next(fillers) for _ in range(30522 - len(vocab))]
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True, model_max_length=512)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    return tokenizer
+
+
+def blip_parts(task: str, full: bool = False) -> list:
+    """BLIP base (captioning or VQA) as Salesforce publishes it, or tiny configs of the same classes for tests.
+
+    The real one: ViT-B/16 at 384x384, BERT-base text sides (vocabulary 30,524 with [DEC] and [ENC]),
+    ``BlipProcessor`` = ``BlipImageProcessor`` (384x384 bicubic, CLIP's mean and std) + the tokenizer.
+    """
+    from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering, BlipImageProcessor, BlipProcessor
+
+    if full:
+        config = BlipConfig()
+        size = 384
+    else:
+        text = {"hidden_size": 32, "encoder_hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+        vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "image_size": 64, "patch_size": 16}
+        config = BlipConfig(text_config=text, vision_config=vision, projection_dim=32, image_text_hidden_size=32)
+        size = 64
+    network = (BlipForConditionalGeneration if task == "caption" else BlipForQuestionAnswering)(config)
+    images = BlipImageProcessor(
+        size={"height": size, "width": size}, image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
+    return [network, BlipProcessor(image_processor=images, tokenizer=bert_wordpiece_tokenizer())]
+
+
 PUBLISHED: dict[str, Callable[[], list]] = {
     "facebook/detr-resnet-50": _detr_resnet50,
     "facebook/dinov2-small": _dinov2_small,
     "stabilityai/sd-turbo": sd_turbo_parts,
     "CompVis/stable-diffusion-safety-checker": safety_checker_parts,
+    "Salesforce/blip-image-captioning-base": lambda: blip_parts("caption"),
+    "Salesforce/blip-vqa-base": lambda: blip_parts("answer"),
 }
 """Repo id -> random-init objects (model, processor, ...) with the published configuration."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import clip, detection, diffusion, instances, pose, retrieval, segmentation
+from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation
 from .cache import ModelCache
 from .spec import ModelSpec
 
@@ -12,7 +12,7 @@ from .spec import ModelSpec
 @functools.cache
 def all_specs() -> dict[str, ModelSpec]:
     """Every model, in each task's preference order. Later tasks add their ``specs()`` here."""
-    tasks = (segmentation, detection, instances, pose, clip, retrieval, diffusion)
+    tasks = (segmentation, detection, instances, pose, captioning, clip, retrieval, diffusion)
     return {spec.name: spec for task in tasks for spec in task.specs()}
 
 

@@ -49,17 +49,39 @@ def _with_article(phrase: str) -> str:
     return f"a {phrase}"
 
 
-def caption_for(objects: list[SceneObject], rng: np.random.Generator) -> str:
-    """One sentence: "a large red circle left of a small blue star" (or a single object, or nothing)."""
+def captions_for(objects: list[SceneObject]) -> list[str]:
+    """Every caption the grammar allows for these objects: one, or the two orders of the two largest.
+
+    "a red circle left of a blue star" and "a blue star right of a red circle" say the same thing,
+    so a captioner is scored against both.
+    """
     if not objects:
-        return "an empty scene"
+        return ["an empty scene"]
     if len(objects) == 1:
-        return _with_article(objects[0].phrase)
+        return [_with_article(objects[0].phrase)]
     # Describe the two largest visible objects: they are what a viewer notices first.
     a, b = sorted(objects, key=lambda o: -o.area)[:2]
-    if rng.random() < 0.5:
-        a, b = b, a
-    return f"{_with_article(a.phrase)} {relation(a, b)} {_with_article(b.phrase)}"
+    return [f"{_with_article(x.phrase)} {relation(x, y)} {_with_article(y.phrase)}" for x, y in ((a, b), (b, a))]
+
+
+def caption_for(objects: list[SceneObject], rng: np.random.Generator) -> str:
+    """One sentence: "a large red circle left of a small blue star" (or a single object, or nothing)."""
+    variants = captions_for(objects)
+    if len(variants) == 1:
+        return variants[0]
+    return variants[1] if rng.random() < 0.5 else variants[0]
+
+
+def named_objects(caption: str) -> list[tuple[str, str]]:
+    """The (colour, shape) of every object a caption names, sorted; a person has no colour ("", "person").
+
+    The grammar's inverse, for scoring captions: two captions that name the same objects, in any
+    order and with any relation or sizes, give the same list.
+    """
+    words = caption.lower().replace("?", " ").split()
+    named = [("", PERSON) for w in words if w == PERSON]
+    named += [(colour, shape) for colour, shape in zip(words, words[1:]) if colour in COLOURS and shape in SHAPES]
+    return sorted(named)
 
 
 def questions_for(objects: list[SceneObject], rng: np.random.Generator) -> list[QA]:

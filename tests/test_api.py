@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/classify", "/retrieve", "/generate"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
@@ -315,3 +315,46 @@ def test_generate_refuses_bad_input_clearly_and_keeps_serving(client, prompt, st
         client.predict(prompt, "", 0, steps, 2.0, "DPM-Solver++", count, model, api_name="/generate")
     images, notes, _ = client.predict("一只猫 " * 100, "", 0, 2, 2.0, "DPM-Solver++", 1, "diffusion-shapes", api_name="/generate")
     assert len(images) == 1 and "unconditional sample" in notes
+
+
+# ---------------------------------------------------------------- /caption and /answer
+
+
+def test_caption_names_the_objects_of_an_unseen_scene(client, scene_file):
+    from shapesworld.language import captions_for, named_objects
+
+    path, scene = scene_file
+    captions, notes, steps, word, heat = client.predict(
+        handle_file(str(path)), "blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 20, 1, 0, api_name="/caption"
+    )
+    assert named_objects(captions) == named_objects(captions_for(scene.objects)[0])
+    assert "1 caption(s)" in notes and "<table" in steps and Image.open(heat).size == (384, 384)
+    beams, *_ = client.predict(handle_file(str(path)), "lstm-caption-shapes", "", "beam search", 4, 0.9, 1.0, 20, 3, 0, api_name="/caption")
+    assert len(beams.splitlines()) == 3
+
+
+def test_answer_a_question_about_an_unseen_scene(client, scene_file):
+    path, scene = scene_file
+    qa = next(qa for qa in scene.qa if qa.kind == "count")
+    answer, top, heat, notes = client.predict(handle_file(str(path)), "blip-vqa-shapes", qa.question, api_name="/answer")
+    assert answer == qa.answer and top["label"] == qa.answer and len(top["confidences"]) <= 5
+    assert Image.open(heat).size == (384, 384)
+
+
+@pytest.mark.parametrize(
+    "endpoint, arguments, hint",
+    [
+        ("/answer", ("blip-vqa-shapes", ""), "Ask a question"),
+        ("/answer", ("blip-vqa-shapes", "这是什么？"), "none of this question's words"),
+        ("/answer", ("blip-vqa-base", "what is this?"), "prefetch"),  # no BLIP weights on this offline machine
+        ("/caption", ("blip-caption-shapes", "", "beam search", 2, 0.9, 1.0, 20, 5, 0), "at most that many captions"),
+        ("/caption", ("blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 0, 1, 0), "less than minimum value 1"),
+    ],
+)
+def test_caption_and_answer_refuse_bad_input_clearly_and_keep_serving(client, scene_file, endpoint, arguments, hint):
+    path, _ = scene_file
+    with pytest.raises(AppError, match=hint):
+        client.predict(handle_file(str(path)), *arguments, api_name=endpoint)
+    answer, *_ = client.predict(handle_file(str(path)), "blip-vqa-shapes", "is there a red star?", api_name="/answer")
+    assert answer in ("yes", "no")
+

@@ -152,10 +152,10 @@ def block(panel, label: str):
     return panel.locator(".block").filter(has=title).last
 
 
-def choose_model(panel, title: str) -> None:
-    """Gradio 6 dropdown: click the combobox, then the option whose text contains ``title``."""
+def choose_model(panel, title: str, label: str = "Model") -> None:
+    """Gradio 6 dropdown: click the combobox labelled ``label``, then the option whose text contains ``title``."""
     page = panel.page
-    combobox = panel.get_by_role("combobox", name="Model", exact=True)
+    combobox = panel.get_by_role("combobox", name=label, exact=True)
     combobox.click()
     option = page.get_by_role("option").filter(has_text=title)
     expect(option).to_have_count(1, timeout=UI_MS)
@@ -321,6 +321,41 @@ def test_detector_tabs_in_a_browser(app_url, session, tab, button, model, result
         expect(panel.get_by_text(table, exact=True).first).to_be_visible(timeout=UI_MS)
         expect(visible_table_rows(panel).first).to_be_visible(timeout=UI_MS)
         screenshot(page, f"browser-{file_stem}.png")
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+def test_captioning_tab_in_a_browser(app_url, session):
+    """A ShapesWorld example is captioned by the tiny BLIP with its step table and heatmap; in "Ask a question"
+    mode the tiny VQA model answers with its top-5 and map; an empty question is a clear message and clears the answer."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Captions and questions", "Caption")
+    with screenshot_on_failure(page, "browser-captioning-failure.png"):
+        choose_model(panel, "Tiny BLIP captioner")
+        click_example(panel, "shapesworld-")
+        captions = block(panel, "Captions").locator("textarea")
+        expect(captions).to_have_value(re.compile(r"^an? .*(circle|square|triangle|star|ring|person)$"), timeout=PREDICT_MS)
+        expect(panel.locator("table.dvl-steps tr").nth(3)).to_be_visible(timeout=UI_MS)
+        wait_for_image(panel, "Heatmap over the image")
+        screenshot(page, "browser-captioning.png")
+
+        panel.get_by_text("Ask a question", exact=True).click()
+        choose_model(panel, "Tiny BLIP VQA", label="Answering model")
+        question = block(panel, "Question").locator("textarea")
+        question.fill("how many circles are there?")
+        panel.get_by_role("button", name="Answer", exact=True).click()
+        answer = block(panel, "Answer").locator("textarea")
+        expect(answer).to_have_value(re.compile(r"^(zero|one|two|three|four|five|six)$"), timeout=PREDICT_MS)
+        wait_for_image(panel, "Where the model looked for this answer (Grad-CAM)")
+        expect(panel.get_by_test_id("label-output-value")).to_be_visible(timeout=UI_MS)
+        screenshot(page, "browser-answering.png")
+
+        question.fill("")
+        panel.get_by_role("button", name="Answer", exact=True).click()
+        expect(error_toasts(page).first).to_contain_text("Ask a question", timeout=UI_MS)
+        expect(answer).to_have_value("", timeout=UI_MS)  # no stale answer under the error
         expect(page.locator("body")).not_to_contain_text("Traceback")
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)

@@ -141,7 +141,7 @@ def test_the_mcp_server_lists_every_tabs_endpoint_and_segments_an_image(server, 
                 return tools, result
 
     tools, result = asyncio.run(session_calls())
-    assert {"segment", "detect", "instances", "pose", "classify", "retrieve"} <= set(tools)
+    assert {"segment", "detect", "instances", "pose", "caption", "answer", "classify", "retrieve", "generate"} <= set(tools)
     assert "every pixel" in tools["segment"].description and "model_name" in tools["segment"].inputSchema["properties"]
     assert not result.isError
     text = " ".join(getattr(part, "text", "") or "" for part in result.content)

@@ -18,7 +18,6 @@ from safetensors.torch import save_file
 from models.sources import WEIGHTS_DIR
 
 
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -74,3 +73,12 @@ def save_checkpoint(model: torch.nn.Module, name: str, card: dict, directory: Pa
     }
     (directory / f"{name}.json").write_text(json.dumps(full_card, indent=2) + "\n")
     return path
+
+
+def bf16_autocast_pays() -> bool:
+    """bf16 autocast pays on CPUs with native bf16 instructions (AVX512-BF16 or AMX), and costs elsewhere."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -40,7 +40,7 @@ from models.clip import zero_shot
 from models.diffusion import Request, ShapesTextToImage, run
 from models.nets.diffusion import ATTRIBUTES, ShapesDiffusion, parse_prompt, unet_config
 
-from .common import WEIGHTS_DIR, TrainLog, save_checkpoint, seed_everything
+from .common import WEIGHTS_DIR, TrainLog, bf16_autocast_pays, save_checkpoint, seed_everything
 
 RUNS_DIR = WEIGHTS_DIR.parent / "runs"
 TEST_SEED = shapesworld.SPLITS["test"].start
@@ -200,7 +200,7 @@ def train(
     noise_scheduler = DDPMScheduler(**SCHEDULER)
     opt = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.05, 2 / steps))
-    bf16 = device == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_bf16()
+    bf16 = device == "cpu" and torch.backends.mkldnn.is_available() and bf16_autocast_pays()
     generator = torch.Generator().manual_seed(seed)
     card_base = {"config": config, "scheduler": dict(noise_scheduler.config)}
     for step in range(1, steps + 1):
@@ -256,12 +256,3 @@ def _ema_model(network: ShapesDiffusion, ema: EMAModel, card_base: dict, name: s
     averaged = copy.deepcopy(network)
     ema.copy_to(averaged.parameters())
     return ShapesTextToImage(averaged.eval(), card_base["scheduler"], name)
-
-
-def _cpu_has_bf16() -> bool:
-    """bf16 autocast pays on CPUs with native bf16 instructions (AVX512-BF16 or AMX), and costs elsewhere."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags

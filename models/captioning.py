@@ -1,0 +1,430 @@
+"""Captioning and visual question answering: one wrapper per job for both tiers, and specs().
+
+Every captioner decodes through transformers' own ``generate`` (greedy, beam search, nucleus
+sampling): BLIP's ``BlipForConditionalGeneration.generate`` for the pretrained and the tiny BLIP,
+``GenerationMixin.generate`` for the CNN-LSTM. Every answerer is ``BlipForQuestionAnswering``.
+Inputs go through the model's own processor and tokenizer, as transformers documents:
+
+    inputs = processor(images=image, text=prefix, return_tensors="pt")
+    ids = model.generate(**inputs)
+    caption = processor.decode(ids[0], skip_special_tokens=True)
+
+What a student looks inside comes from re-running the chosen text through the same modules with
+the image: each step's next-token distribution (``explain``), and where the model looked for each
+word (a Grad-CAM on the last cross-attention over the image patches, as BLIP's own authors map
+their model: the attention weighted by how much the word's log-probability depends on it).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from .sources import HuggingFaceWeights, LocalWeights
+from .spec import ModelSpec, local_spec
+
+DECODING_METHODS = ("greedy", "beam search", "nucleus sampling")
+MAX_SEQUENCES = 8
+MAX_NEW_TOKENS = 60
+TOP_K_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How to pick each next token; ``count`` sequences (beam search: the best ``count`` beams)."""
+
+    method: str = "greedy"
+    beams: int = 3
+    top_p: float = 0.9
+    temperature: float = 1.0
+    max_tokens: int = 20
+    count: int = 1
+    seed: int = 0
+
+    def check(self) -> None:
+        """Raise ValueError with a message a user can act on, before any work starts."""
+        if self.method not in DECODING_METHODS:
+            raise ValueError(f"Unknown decoding method {self.method!r}; pick one of {', '.join(DECODING_METHODS)}.")
+        if not 1 <= self.max_tokens <= MAX_NEW_TOKENS:
+            raise ValueError(f"Maximum length must be between 1 and {MAX_NEW_TOKENS} tokens (got {self.max_tokens}).")
+        if not 1 <= self.count <= MAX_SEQUENCES:
+            raise ValueError(f"Number of captions must be between 1 and {MAX_SEQUENCES} (got {self.count}).")
+        if self.method == "beam search" and not self.count <= self.beams <= 16:
+            raise ValueError(f"Beam search keeps {self.beams} beams, so it can return at most that many captions; the beam width must be 1 to 16 and at least the number of captions ({self.count}).")
+        if self.method == "nucleus sampling" and not (0 < self.top_p <= 1 and 0 < self.temperature <= 5):
+            raise ValueError("Nucleus sampling needs 0 < top-p <= 1 and 0 < temperature <= 5.")
+
+    @property
+    def sequences(self) -> int:
+        """Greedy decoding has exactly one answer, however many are asked for."""
+        return 1 if self.method == "greedy" else self.count
+
+    def generate_kwargs(self) -> dict:
+        """The ``generate`` arguments of this method, as transformers' generation guide names them."""
+        common = {"max_new_tokens": self.max_tokens, "num_return_sequences": self.sequences}
+        if self.method == "beam search":
+            return common | {"num_beams": self.beams, "do_sample": False, "early_stopping": True}
+        if self.method == "nucleus sampling":
+            return common | {"do_sample": True, "top_p": self.top_p, "temperature": self.temperature, "top_k": 0, "num_beams": 1}
+        return common | {"do_sample": False, "num_beams": 1}
+
+
+class StepObserver(LogitsProcessor):
+    """Hands every decoding step's sequences so far to ``callback``; leaves the scores untouched.
+
+    A logits processor is ``generate``'s documented hook into each step, for every method (with
+    beam search, the sequences are the live beams, best first after the first step).
+    """
+
+    def __init__(self, callback: Callable[[torch.LongTensor], None]) -> None:
+        self.callback = callback
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.callback(input_ids)
+        return scores
+
+
+@dataclass
+class Generated:
+    """Decoded texts (``count`` per image, in order) and their token ids (special tokens included)."""
+
+    texts: list[str]
+    ids: list[list[int]]
+    notices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Step:
+    """One decoding step of a chosen text: the token taken and the model's five most likely tokens."""
+
+    token: str
+    probability: float
+    top: list[tuple[str, float]]
+
+
+@dataclass
+class Explanation:
+    """A text re-read by the model: its steps, and a heatmap per step over the image (or None)."""
+
+    steps: list[Step]
+    heatmaps: np.ndarray | None  # (steps, grid_h, grid_w), each in [0, 1]
+
+    def parted_ways(self) -> list[int]:
+        """Steps where the text did not take the single most likely token (where greedy would differ)."""
+        return [i for i, s in enumerate(self.steps) if s.top and s.token != s.top[0][0]]
+
+
+def gradcam(attentions: torch.Tensor, gradients: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
+    """Grad-CAM on a cross-attention map: (heads, queries, 1 + patches) -> (queries, grid_h, grid_w).
+
+    Each query's map is the heads' mean of attention x positive gradient, the ViT's [CLS] slot
+    dropped, scaled to [0, 1] (an all-zero map stays zero).
+    """
+    weighted = (attentions * gradients.clamp(min=0)).mean(0)[:, 1:]
+    maps = weighted.reshape(-1, *grid).float()
+    peak = maps.flatten(1).amax(1).clamp(min=1e-12)[:, None, None]
+    return (maps / peak).cpu().numpy()
+
+
+def stream(run: Callable[[Callable[[torch.LongTensor], None]], Generated], decode: Callable[[torch.LongTensor], list[str]]) -> Iterator[list[str] | Generated]:
+    """Run ``run(on_step)`` on a thread; yield the decoded partial texts after each step, then the result."""
+    events: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            events.put(run(lambda ids: events.put(decode(ids))))
+        except BaseException as error:  # handed to the caller's thread, which raises it
+            events.put(error)
+
+    thread = threading.Thread(target=work, daemon=True, name="caption-stream")
+    thread.start()
+    while True:
+        item = events.get()
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+        if isinstance(item, Generated):
+            return
+
+
+class Captioner(nn.Module):
+    """A captioning network with its processor and tokenizer: BLIP (either tier) or the CNN-LSTM."""
+
+    def __init__(self, network: nn.Module, processor, tokenizer, name: str) -> None:
+        super().__init__()
+        self.network = network.eval()
+        self.processor = processor
+        self.tokenizer = tokenizer
+        self.name = name
+        self.is_blip = hasattr(network, "vision_model")
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def words(self, text: str) -> list[str]:
+        """``text`` split into words as the tokenizer splits it before WordPiece (lower-cased; CJK characters apart)."""
+        backend = self.tokenizer.backend_tokenizer
+        normalised = backend.normalizer.normalize_str(text) if backend.normalizer else text
+        return [word for word, _ in backend.pre_tokenizer.pre_tokenize_str(normalised)]
+
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of ``text`` the tokenizer can only read as [UNK] (the local models' small vocabulary)."""
+        unknown = self.tokenizer.unk_token_id
+        return list(dict.fromkeys(w for w in self.words(text) if unknown in self.tokenizer(w, add_special_tokens=False).input_ids))
+
+    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
+        return pixels.to(self._device, next(self.network.parameters()).dtype)
+
+    def prompt_ids(self, count: int, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """[CLS] + prefix + [SEP], as the processor tokenises a conditional caption's text, for each image."""
+        encoded = self.tokenizer([prefix.strip()] * count, return_tensors="pt")
+        return encoded.input_ids.to(self._device), encoded.attention_mask.to(self._device)
+
+    @torch.no_grad()
+    def generate(self, images: Sequence[Image.Image], decoding: Decoding, prefix: str = "", on_step=None) -> Generated:
+        """``decoding.sequences`` captions per image, each starting with ``prefix`` (conditional captioning)."""
+        decoding.check()
+        started = time.perf_counter()
+        torch.manual_seed(decoding.seed)
+        pixels = self.pixel_values(images)
+        kwargs = decoding.generate_kwargs()
+        if on_step is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([StepObserver(on_step)])
+        ids, mask = self.prompt_ids(len(images), prefix)
+        if self.is_blip:
+            # BLIP's generate swaps [CLS] for its [DEC] token and drops the trailing [SEP] itself.
+            out = self.network.generate(pixel_values=pixels, input_ids=ids, attention_mask=mask, **kwargs)
+        else:
+            features = self.network.encode(pixels)
+            out = self.network.generate(input_ids=ids[:, :-1], image_features=features, use_cache=False, **kwargs)
+        notices = []
+        if decoding.method == "greedy" and decoding.count > 1:
+            notices.append("Greedy decoding has one answer: pick beam search or nucleus sampling for several.")
+        unknown = self.unknown_words(prefix)
+        if unknown:
+            notices.append(f"Words this model cannot read: {', '.join(unknown)}.")
+        return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), notices, time.perf_counter() - started)
+
+    def decode(self, ids: torch.LongTensor) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def stream(self, image: Image.Image, decoding: Decoding, prefix: str = "") -> Iterator[list[str] | Generated]:
+        """Partial captions after every decoding step (live beams for beam search), then the Generated."""
+        decoding.check()  # before the thread starts, so a bad request fails in the caller
+        return stream(lambda on_step: self.generate([image], decoding, prefix, on_step), self.decode)
+
+    def explain(self, image: Image.Image, ids: Sequence[int]) -> Explanation:
+        """Re-read caption ``ids`` (as generated) with the image: each step's top tokens and heatmap."""
+        pixels = self.pixel_values([image])
+        ids_tensor = torch.tensor([list(ids)], device=self._device)
+        if self.is_blip:
+            return self._explain_blip(pixels, ids_tensor)
+        with torch.no_grad():
+            logits = self.network(input_ids=ids_tensor, pixel_values=pixels).logits
+        return Explanation(self._steps(logits[0], ids_tensor[0]), None)
+
+    def _explain_blip(self, pixels: torch.Tensor, ids: torch.Tensor) -> Explanation:
+        ids = ids.clone()
+        ids[:, 0] = self.network.config.text_config.bos_token_id
+        with torch.no_grad():
+            image_embeds = self.network.vision_model(pixel_values=pixels)[0]
+        with torch.enable_grad():
+            # The cache freezes the weights, so the gradient flows from the image side instead.
+            image_embeds = image_embeds.detach().requires_grad_(True)
+            out = self.network.text_decoder(
+                input_ids=ids, encoder_hidden_states=image_embeds, output_attentions=True, return_dict=True
+            )
+            attention = out.cross_attentions[-1]  # last layer: (1, heads, tokens, 1 + patches)
+            log_probs = out.logits[0, :-1].float().log_softmax(-1)
+            target = log_probs.gather(1, ids[0, 1:, None]).sum()
+            (gradients,) = torch.autograd.grad(target, attention)
+        grid = _patch_grid(self.network.config.vision_config)
+        heatmaps = gradcam(attention[0].detach(), gradients[0], grid)[:-1]  # query t predicts token t + 1
+        return Explanation(self._steps(out.logits[0].detach(), ids[0]), heatmaps)
+
+    def _steps(self, logits: torch.Tensor, ids: torch.Tensor) -> list[Step]:
+        """Position t's distribution predicts token t + 1; one Step per token after the first."""
+        probabilities = logits[:-1].float().softmax(-1)
+        top = probabilities.topk(TOP_K_SHOWN, dim=-1)
+        steps = []
+        for t, token_id in enumerate(ids[1:].tolist()):
+            names = self.tokenizer.convert_ids_to_tokens(top.indices[t].tolist())
+            shown = [(name, float(p)) for name, p in zip(names, top.values[t].tolist())]
+            steps.append(Step(self.tokenizer.convert_ids_to_tokens(token_id), float(probabilities[t, token_id]), shown))
+        return steps
+
+
+class Answerer(nn.Module):
+    """``BlipForQuestionAnswering`` (either tier) with its processor and tokenizer."""
+
+    def __init__(self, network: nn.Module, processor, tokenizer, name: str) -> None:
+        super().__init__()
+        self.network = network.eval()
+        self.processor = processor
+        self.tokenizer = tokenizer
+        self.name = name
+
+    _device = Captioner._device
+    pixel_values = Captioner.pixel_values
+    words = Captioner.words
+    unknown_words = Captioner.unknown_words
+    decode = Captioner.decode
+
+    def questions(self, questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = self.tokenizer(list(questions), padding=True, truncation=True, return_tensors="pt")
+        return encoded.input_ids.to(self._device), encoded.attention_mask.to(self._device)
+
+    @torch.no_grad()
+    def generate(self, images: Sequence[Image.Image], questions: Sequence[str], decoding: Decoding, on_step=None) -> Generated:
+        """``decoding.sequences`` answers per (image, question) pair, through BLIP's own ``generate``."""
+        decoding.check()
+        started = time.perf_counter()
+        torch.manual_seed(decoding.seed)
+        ids, mask = self.questions(questions)
+        kwargs = decoding.generate_kwargs()
+        if on_step is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([StepObserver(on_step)])
+        out = self.network.generate(input_ids=ids, pixel_values=self.pixel_values(images), attention_mask=mask, **kwargs)
+        return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), [], time.perf_counter() - started)
+
+    def stream(self, image: Image.Image, question: str, decoding: Decoding) -> Iterator[list[str] | Generated]:
+        decoding.check()
+        return stream(lambda on_step: self.generate([image], [question], decoding, on_step), self.decode)
+
+    def _question_embeds(self, pixels: torch.Tensor, question: str, output_attentions: bool = False):
+        ids, mask = self.questions([question])
+        with torch.no_grad():
+            image_embeds = self.network.vision_model(pixel_values=pixels)[0]
+        if output_attentions:  # a Grad-CAM follows: the gradient flows from the image side (weights are frozen)
+            image_embeds = image_embeds.detach().requires_grad_(True)
+        return self.network.text_encoder(
+            input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds, output_attentions=output_attentions, return_dict=True
+        )
+
+    def _answer_log_probs(self, question_embeds: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+        """log p(answer | question, image) for each row of ``answers`` ([BOS] answer [SEP], padded)."""
+        answers = answers.clone()
+        answers[:, 0] = self.network.decoder_start_token_id
+        embeds = question_embeds.expand(len(answers), -1, -1)
+        logits = self.network.text_decoder(input_ids=answers, encoder_hidden_states=embeds, return_dict=True).logits
+        log_probs = logits[:, :-1].float().log_softmax(-1).gather(2, answers[:, 1:, None])[..., 0]
+        keep = answers[:, 1:] != self.tokenizer.pad_token_id
+        return (log_probs * keep).sum(1)
+
+    @torch.no_grad()
+    def top_answers(self, image: Image.Image, question: str, k: int = TOP_K_SHOWN) -> list[tuple[str, float]]:
+        """The ``k`` answers beam search finds, each with the model's probability of that whole answer."""
+        found = self.generate([image], [question], Decoding("beam search", beams=k, count=k, max_tokens=10))
+        unique = list(dict.fromkeys(t for t in found.texts if t))
+        if not unique:
+            return []
+        answers = self.tokenizer(unique, padding=True, return_tensors="pt").input_ids.to(self._device)
+        embeds = self._question_embeds(self.pixel_values([image]), question).last_hidden_state
+        probabilities = self._answer_log_probs(embeds, answers).exp().tolist()
+        return sorted(zip(unique, probabilities), key=lambda pair: -pair[1])
+
+    def explain(self, image: Image.Image, question: str, answer: str) -> np.ndarray:
+        """Where the model looked to answer: Grad-CAM of log p(answer) on the question's last cross-attention.
+
+        The answer decoder only reads the question's encoding, and the question encoder is what
+        reads the image; so the map is its cross-attention (all question tokens together).
+        """
+        with torch.enable_grad():
+            encoded = self._question_embeds(self.pixel_values([image]), question, output_attentions=True)
+            attention = encoded.cross_attentions[-1]  # (1, heads, question tokens, 1 + patches)
+            answers = self.tokenizer([answer], return_tensors="pt").input_ids.to(self._device)
+            target = self._answer_log_probs(encoded.last_hidden_state, answers).sum()
+            (gradients,) = torch.autograd.grad(target, attention)
+        maps = gradcam(attention[0].detach(), gradients[0], _patch_grid(self.network.config.vision_config))
+        combined = maps.sum(0)
+        return combined / max(float(combined.max()), 1e-12)
+
+
+def _without_padding(ids: torch.Tensor, pad: int) -> list[list[int]]:
+    """Each sequence's ids without the padding ``generate`` adds after a sequence that ended early."""
+    rows = []
+    for row in ids.tolist():
+        while row and row[-1] == pad:
+            row.pop()
+        rows.append(row)
+    return rows
+
+
+def _patch_grid(vision_config) -> tuple[int, int]:
+    side = vision_config.image_size // vision_config.patch_size
+    return side, side
+
+
+CAPTION_REPO = "Salesforce/blip-image-captioning-base"
+VQA_REPO = "Salesforce/blip-vqa-base"
+BLIP_LICENSE = "BSD-3-Clause (Salesforce BLIP); pretrained on 129 M web image-text pairs, fine-tuned on COCO / VQA v2"
+
+
+def _load_blip(spec: ModelSpec) -> Captioner | Answerer:
+    from transformers import BlipForConditionalGeneration, BlipForQuestionAnswering, BlipProcessor
+
+    source: HuggingFaceWeights = spec.source  # type: ignore[assignment]
+    network_class, wrapper = (BlipForConditionalGeneration, Captioner) if spec.task == "caption" else (BlipForQuestionAnswering, Answerer)
+    network, processor = source.build(network_class, BlipProcessor)
+    return wrapper(network, processor.image_processor, processor.tokenizer, spec.name)
+
+
+def _load_local(spec: ModelSpec) -> Captioner | Answerer:
+    from .nets.captioning import image_processor, shapes_tokenizer
+    from .training.captioning import load_network
+
+    source: LocalWeights = spec.source  # type: ignore[assignment]
+    state = source.state_dict()  # first: a missing file must say how to train it
+    card = source.card()
+    wrapper = Captioner if spec.task == "caption" else Answerer
+    return wrapper(load_network(card, state), image_processor(card["image_size"]), shapes_tokenizer(tuple(card["vocabulary"])), spec.name)
+
+
+def _pretrained_spec(task: str, name: str, title: str, repo: str, params: int, metrics: dict, about: str) -> ModelSpec:
+    return ModelSpec(
+        name=name, task=task, tier="pretrained", title=title, source=HuggingFaceWeights(repo), license=BLIP_LICENSE,
+        params=params, load=_load_blip, metrics=metrics, about=about,
+    )
+
+
+CAPTION_METRICS = {"ShapesWorld test scenes captioned right (every object's colour and shape)": "caption_all_attributes", "CIDEr": "cider"}
+
+
+def specs() -> list[ModelSpec]:
+    """Captioners (task "caption") and answerers (task "answer"): BLIP base first, then the local ones."""
+    return [
+        _pretrained_spec(
+            "caption", "blip-caption-base", "BLIP base captioning", CAPTION_REPO, 223_971_644,
+            {"COCO Karpathy test CIDEr (paper, ViT-B)": 133.3},
+            "`transformers.BlipForConditionalGeneration` · ViT-B/16 at 384x384, BERT-base decoder with cross-attention; a text prefix steers the caption",
+        ),
+        local_spec(
+            "caption", "blip-caption-shapes", "Tiny BLIP captioner (ShapesWorld)", _load_local, CAPTION_METRICS,
+            "the same `BlipForConditionalGeneration` with a tiny config (`models/nets/captioning.py`); trained by `python -m models train blip-caption-shapes`",
+        ),
+        local_spec(
+            "caption", "lstm-caption-shapes", "CNN-LSTM captioner (ShapesWorld)", _load_local, CAPTION_METRICS,
+            "a CNN's image vector starts an LSTM that writes the caption (`models/nets/captioning.py`); trained by `python -m models train lstm-caption-shapes`",
+        ),
+        _pretrained_spec(
+            "answer", "blip-vqa-base", "BLIP base VQA", VQA_REPO, 361_230_140,
+            {"VQA v2 test-dev accuracy (BLIP paper, ViT-B; 77.5 to 78.3 by pre-training set)": 77.5},
+            "`transformers.BlipForQuestionAnswering` · ViT-B/16 at 384x384, a question encoder that reads the image, an answer decoder",
+        ),
+        local_spec(
+            "answer", "blip-vqa-shapes", "Tiny BLIP VQA (ShapesWorld)", _load_local, {"ShapesWorld test VQA accuracy": "vqa_accuracy"},
+            "the same `BlipForQuestionAnswering` with a tiny config (`models/nets/captioning.py`); trained by `python -m models train blip-vqa-shapes`",
+        ),
+    ]

@@ -1,0 +1,293 @@
+"""Train and evaluate the local captioners (tiny BLIP, CNN-LSTM) and the tiny BLIP VQA model.
+
+    python -m models train blip-caption-shapes --threads 2     # each within 30 min on 2 CPU cores
+    python -m models train lstm-caption-shapes --threads 2
+    python -m models train blip-vqa-shapes --threads 2
+    python -m models evaluate blip-vqa-shapes --seed 2000000 --count 500 --json
+
+Data: ShapesWorld scenes (128x128, the default generator) rendered once into a pool, put through
+the model's own image processor (BLIP's, at 96x96) and kept in memory; captions and
+question-answer pairs come with each scene. Every step draws a batch of scenes (captioning) or of
+question-answer pairs (VQA) from the pool.
+
+Metrics (``--json`` keys):
+- ``caption_all_attributes``: share of scenes whose greedy caption names exactly the objects the
+  reference caption names, each with its right colour and shape (``shapesworld.language.named_objects``:
+  order, relation and sizes aside; a person counts as "person"). ``caption_exact``: the caption is
+  one of the grammar's captions for the scene, relation and sizes included.
+- ``bleu4`` and ``cider``: the COCO caption evaluation's own scorers (``pycocoevalcap``), against
+  both orders of the reference ("a star left of a ring" = "a ring right of a star").
+- ``vqa_accuracy``: exact match of the greedy answer, over every question of every scene, and
+  ``vqa_accuracy_by_type`` (colour, shape, count, existence, relation).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering
+
+import shapesworld
+from models.captioning import Answerer, Captioner, Decoding
+from models.sources import LocalWeights
+from models.nets.captioning import VOCABULARY, LstmCaptioner, LstmCaptionerConfig, image_processor, shapes_tokenizer, tiny_blip_config
+from shapesworld.language import captions_for, named_objects
+
+from .common import WEIGHTS_DIR, TrainLog, bf16_autocast_pays, save_checkpoint, seed_everything
+
+RUNS_DIR = WEIGHTS_DIR.parent / "runs"
+TEST_SEED = shapesworld.SPLITS["test"].start
+VAL_SEED = shapesworld.SPLITS["val"].start
+
+
+@dataclass(frozen=True)
+class Recipe:
+    job: str  # "caption" | "answer"
+    network: str  # "blip" | "lstm"
+    steps: int
+    lr: float
+    scenes: int = 40_000
+    batch: int = 64
+    init_from: str | None = None  # a shipped captioner whose image encoder and text side start this model
+
+
+RECIPES = {
+    "blip-caption-shapes": Recipe("caption", "blip", steps=3500, lr=1e-3),
+    "lstm-caption-shapes": Recipe("caption", "lstm", steps=3000, lr=2e-3),
+    # As BLIP's own VQA model is fine-tuned from pre-trained BLIP: from scratch, the answer's single
+    # token is too thin a signal for the ViT to learn to see in 30 minutes; a caption's dozen tokens are not.
+    "blip-vqa-shapes": Recipe("answer", "blip", steps=3000, lr=5e-4, init_from="blip-caption-shapes"),
+}
+
+
+@dataclass
+class Pool:
+    """Rendered scenes as the processor prepares them, with their captions and questions."""
+
+    pixels: torch.Tensor  # (N, 3, S, S) float16
+    captions: list[str]
+    qa: list[tuple[int, str, str]]  # (scene index, question, answer)
+
+
+def render_pool(first_seed: int, count: int, processor, chunk: int = 500, workers: int | None = None) -> Pool:
+    """Render ``count`` scenes from ``first_seed`` on, in chunks spread over ``workers`` processes (default: one per core)."""
+    starts = range(first_seed, first_seed + count, chunk)
+    jobs = [(start, min(chunk, first_seed + count - start), processor) for start in starts]
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        parts = list(pool.map(_render_chunk, jobs))
+    pixels, captions, qa = [], [], []
+    for chunk_pixels, chunk_captions, chunk_qa in parts:
+        qa.extend((len(captions) + scene, question, answer) for scene, question, answer in chunk_qa)
+        captions.extend(chunk_captions)
+        pixels.append(chunk_pixels)
+    return Pool(torch.cat(pixels), captions, qa)
+
+
+def _render_chunk(job: tuple) -> tuple[torch.Tensor, list[str], list[tuple[int, str, str]]]:
+    start, count, processor = job
+    scenes = [shapesworld.generate(seed) for seed in range(start, start + count)]
+    pixels = processor(images=[s.image for s in scenes], return_tensors="pt").pixel_values.half()
+    qa = [(i, pair.question, pair.answer) for i, scene in enumerate(scenes) for pair in scene.qa]
+    return pixels, [s.caption for s in scenes], qa
+
+
+def build_network(recipe: Recipe) -> torch.nn.Module:
+    if recipe.network == "lstm":
+        return LstmCaptioner(LstmCaptionerConfig())
+    if recipe.init_from:
+        return vqa_from_captioner(LocalWeights(recipe.init_from))
+    cls = BlipForConditionalGeneration if recipe.job == "caption" else BlipForQuestionAnswering
+    return cls(tiny_blip_config())
+
+
+def vqa_from_captioner(source: LocalWeights) -> BlipForQuestionAnswering:
+    """A VQA model started from a trained captioner, the way BLIP fine-tunes VQA from its pre-trained model.
+
+    The image encoder is copied; the question encoder and the answer decoder both start from the
+    caption decoder (the same ``BlipTextModel`` layers, cross-attention to the image included; the
+    question encoder reads bidirectionally, so it only inherits a starting point).
+    """
+    captioner = load_network(source.card(), source.state_dict())
+    network = BlipForQuestionAnswering(captioner.config)
+    network.vision_model.load_state_dict(captioner.vision_model.state_dict())
+    network.text_decoder.load_state_dict(captioner.text_decoder.state_dict())
+    network.text_encoder.load_state_dict(captioner.text_decoder.bert.state_dict())
+    return network
+
+
+def batch_loss(network: torch.nn.Module, recipe: Recipe, pool: Pool, pick: torch.Tensor, tokenizer) -> torch.Tensor:
+    """The library's own training loss: BLIP's shifted LM loss on captions or answers, or the LSTM's."""
+    if recipe.job == "caption":
+        pixels = pool.pixels[pick].float()
+        text = tokenizer([pool.captions[i] for i in pick.tolist()], padding=True, return_tensors="pt")
+        labels = text.input_ids.masked_fill(text.attention_mask == 0, -100)
+        if recipe.network == "lstm":
+            return network(input_ids=text.input_ids, pixel_values=pixels, labels=labels).loss
+        return network(pixel_values=pixels, input_ids=text.input_ids, attention_mask=text.attention_mask, labels=labels).loss
+    rows = [pool.qa[i] for i in pick.tolist()]
+    pixels = pool.pixels[torch.tensor([scene for scene, _, _ in rows])].float()
+    questions = tokenizer([q for _, q, _ in rows], padding=True, return_tensors="pt")
+    answers = tokenizer([a for _, _, a in rows], padding=True, return_tensors="pt").input_ids  # [CLS] word [SEP]
+    return network(pixel_values=pixels, input_ids=questions.input_ids, attention_mask=questions.attention_mask, labels=answers).loss
+
+
+def wrap(network: torch.nn.Module, recipe: Recipe, name: str) -> Captioner | Answerer:
+    cls = Captioner if recipe.job == "caption" else Answerer
+    return cls(network.eval(), image_processor(), shapes_tokenizer(), name)
+
+
+def train(
+    name: str,
+    seed: int = 0,
+    steps: int | None = None,
+    out: Path = WEIGHTS_DIR,
+    eval_count: int = 500,
+    val_every: int = 1000,
+    device: str = "cpu",
+) -> dict:
+    recipe = RECIPES[name]
+    steps = steps or recipe.steps
+    seed_everything(seed)
+    log = TrainLog()
+    tokenizer = shapes_tokenizer()
+    first = shapesworld.SPLITS["train"].start + seed * 100_000
+    pool = render_pool(first, recipe.scenes, image_processor())
+    pool_seconds = log.elapsed
+    print(f"[{pool_seconds:7.1f}s] rendered {len(pool.captions)} scenes ({len(pool.qa)} questions) from seed {first}", flush=True)
+    network = build_network(recipe).to(device)
+    opt = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=max(0.05, 2 / steps))
+    bf16 = device == "cpu" and bf16_autocast_pays()
+    generator = torch.Generator().manual_seed(seed)
+    items = len(pool.captions) if recipe.job == "caption" else len(pool.qa)
+    for step in range(1, steps + 1):
+        network.train()
+        pick = torch.randint(items, (recipe.batch,), generator=generator)
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16 or device.startswith("cuda")):
+            loss = batch_loss(network, recipe, _on(pool, device), pick, tokenizer)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        log.step(step, steps, loss=loss.item(), lr=sched.get_last_lr()[0])
+        if step % val_every == 0 and step != steps:
+            quick = evaluate(wrap(network, recipe, name), seed=VAL_SEED, count=100)
+            print(f"  val {quick}", flush=True)
+            save_checkpoint(network, name, _card_base(network) | {"step": step}, RUNS_DIR / name, half=True)
+    train_seconds = log.elapsed
+    network.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in network.state_dict().items()})
+    metrics = evaluate(wrap(network, recipe, name), count=eval_count)  # scored as shipped: float16
+    print(f"test {metrics}", flush=True)
+    card = {
+        **_card_base(network),
+        "seed": seed,
+        "train": {
+            "job": recipe.job, "steps": steps, "batch": recipe.batch, "lr": recipe.lr,
+            "optimizer": "AdamW (weight decay 0.05), one-cycle schedule, grad-norm clip 1",
+            "pool_scenes": recipe.scenes, "pool_seeds": f"{first}..{first + recipe.scenes - 1}",
+            "initialised_from": _initialised_from(recipe),
+            "autocast": "bfloat16" if bf16 else "none",
+        },
+        "pool_seconds": round(pool_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+        "metrics": metrics,
+        "trained_at": time.strftime("%Y-%m-%d"),
+    }
+    save_checkpoint(network, name, card, out, half=True)
+    return card
+
+
+def _initialised_from(recipe: Recipe) -> str:
+    if not recipe.init_from:
+        return "random"
+    card = LocalWeights(recipe.init_from).card()
+    return f"{recipe.init_from} (trained {card.get('trained_at')}, {card.get('file_bytes')} bytes)"
+
+
+def _on(pool: Pool, device: str) -> Pool:
+    return pool if device == "cpu" else Pool(pool.pixels.to(device), pool.captions, pool.qa)
+
+
+def _card_base(network: torch.nn.Module) -> dict:
+    """What the loader needs to rebuild the network, tokenizer and processor: config, vocabulary, image size."""
+    return {
+        "architecture": type(network).__name__,
+        "config": network.config.to_dict(),
+        "vocabulary": list(VOCABULARY),
+        "image_size": image_processor().size["height"],
+    }
+
+
+def load_network(card: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The network a card describes, with ``state`` (float16 on disk) loaded as float32."""
+    if card["architecture"] == "LstmCaptioner":
+        network = LstmCaptioner(LstmCaptionerConfig.from_dict(card["config"]))
+    else:
+        cls = {"BlipForConditionalGeneration": BlipForConditionalGeneration, "BlipForQuestionAnswering": BlipForQuestionAnswering}[card["architecture"]]
+        network = cls(BlipConfig.from_dict(card["config"]))
+    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return network.eval()
+
+
+def evaluate(model: Captioner | Answerer, seed: int = TEST_SEED, count: int = 500) -> dict:
+    """Score a captioner or an answerer on ``count`` scenes from ``seed`` on (see the module docstring)."""
+    scenes = [shapesworld.generate(s) for s in range(seed, seed + count)]
+    if isinstance(model, Captioner):
+        return evaluate_captions(model, scenes)
+    return evaluate_answers(model, scenes)
+
+
+def evaluate_captions(model: Captioner, scenes: list, batch: int = 50) -> dict:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    generated: list[str] = []
+    for start in range(0, len(scenes), batch):
+        images = [Image.fromarray(s.image) for s in scenes[start : start + batch]]
+        generated += model.generate(images, Decoding("greedy", max_tokens=20)).texts
+    references = [captions_for(s.objects) for s in scenes]
+    all_attributes = [named_objects(g) == named_objects(refs[0]) for g, refs in zip(generated, references)]
+    exact = [g in refs for g, refs in zip(generated, references)]
+    gts = {i: refs for i, refs in enumerate(references)}
+    res = {i: [g or "<empty>"] for i, g in enumerate(generated)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    cider, _ = Cider().compute_score(gts, res)
+    return {
+        "caption_all_attributes": round(sum(all_attributes) / len(scenes), 4),
+        "caption_exact": round(sum(exact) / len(scenes), 4),
+        "bleu4": round(float(bleu[3]), 4),
+        "cider": round(float(cider), 4),
+        "scenes": len(scenes),
+        "examples": [{"reference": refs[0], "generated": g} for g, refs in list(zip(generated, references))[:5]],
+    }
+
+
+def evaluate_answers(model: Answerer, scenes: list, batch: int = 64) -> dict:
+    """Greedy answers, batched by question length so that no question is padded (as in the app)."""
+    rows = [(i, qa) for i, scene in enumerate(scenes) for qa in scene.qa]
+    by_length: dict[int, list] = defaultdict(list)
+    for row in rows:
+        by_length[len(model.tokenizer(row[1].question).input_ids)].append(row)
+    right: dict[str, list[bool]] = defaultdict(list)
+    for group in by_length.values():
+        for start in range(0, len(group), batch):
+            chunk = group[start : start + batch]
+            images = [Image.fromarray(scenes[i].image) for i, _ in chunk]
+            answers = model.generate(images, [qa.question for _, qa in chunk], Decoding("greedy", max_tokens=5)).texts
+            for (_, qa), answer in zip(chunk, answers):
+                right[qa.kind].append(answer == qa.answer)
+    total = [r for kind in right.values() for r in kind]
+    return {
+        "vqa_accuracy": round(sum(total) / len(total), 4),
+        "vqa_accuracy_by_type": {kind: round(sum(right[kind]) / len(right[kind]), 4) for kind in shapesworld.QUESTION_TYPES if right[kind]},
+        "questions": len(total),
+        "scenes": len(scenes),
+    }

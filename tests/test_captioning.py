@@ -1,0 +1,272 @@
+"""Captioning and VQA: the local models' bars, BLIP through the app's loader, decoding, explanations, the tab's functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+import models
+import shapesworld
+from demos import captioning as tab
+from models.captioning import Decoding, Explanation, Generated, Step, gradcam
+from models.nets.captioning import MAX_TEXT_TOKENS, shapes_tokenizer
+from models.sources import Availability, WeightsUnavailable
+from models.training import captioning as training
+from shapesworld.language import captions_for, named_objects
+from tests.conftest import planted_hugging_face
+
+SCENE = Image.fromarray(shapesworld.generate(shapesworld.SPLITS["test"].start + 7).image)
+PHOTO = Image.fromarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="module")
+def captioner():
+    return models.get("blip-caption-shapes")
+
+
+@pytest.fixture(scope="module")
+def answerer():
+    return models.get("blip-vqa-shapes")
+
+
+# ---------------------------------------------------------------- the grammar, the vocabulary, the metrics
+
+
+def test_the_vocabulary_reads_every_caption_question_and_answer_of_the_grammar():
+    tokenizer = shapes_tokenizer()
+    for seed in range(300):
+        scene = shapesworld.generate(seed)
+        texts = [*captions_for(scene.objects), *(t for qa in scene.qa for t in (qa.question, qa.answer))]
+        for text in texts:
+            ids = tokenizer(text).input_ids
+            assert tokenizer.unk_token_id not in ids and len(ids) <= MAX_TEXT_TOKENS, text
+            assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_both_orders_of_a_caption_name_the_same_objects_and_the_scene_uses_one():
+    for seed in range(200):
+        scene = shapesworld.generate(seed)
+        variants = captions_for(scene.objects)
+        assert scene.caption in variants and len({tuple(named_objects(v)) for v in variants}) == 1
+    assert named_objects("a large red circle left of a person") == [("", "person"), ("red", "circle")]
+    assert named_objects("a small blue star above a small blue star") == [("blue", "star"), ("blue", "star")]
+    assert named_objects("an empty scene") == []
+
+
+def test_the_caption_metrics_come_from_the_coco_scorers_and_are_perfect_on_the_references():
+    scenes = [shapesworld.generate(s) for s in range(40)]
+
+    class Echo:  # writes the other order of each reference: right by every metric, and exact
+        def generate(self, images, decoding):
+            return Generated([captions_for(s.objects)[-1] for s in scenes], [])
+
+    metrics = training.evaluate_captions(Echo(), scenes, batch=len(scenes))
+    assert metrics["caption_all_attributes"] == 1.0 and metrics["caption_exact"] == 1.0
+    assert metrics["bleu4"] > 0.99 and metrics["cider"] > 5.0  # CIDEr is x10 of a cosine: a perfect match scores 10
+
+
+# ---------------------------------------------------------------- the shipped local models
+
+
+def test_the_tiny_blip_captions_unseen_scenes_right(captioner):
+    """A fast subset of the bar: 80 unseen test scenes (the card has the 500-scene figures)."""
+    metrics = training.evaluate(captioner, seed=training.TEST_SEED + 500, count=80)
+    assert metrics["caption_all_attributes"] >= 0.80, metrics
+    card = models.spec("blip-caption-shapes").source.card()
+    assert card["metrics"]["caption_all_attributes"] >= 0.85 and card["metrics"]["scenes"] >= 500
+    assert {"bleu4", "cider", "caption_exact"} <= set(card["metrics"])
+
+
+def test_the_tiny_blip_answers_questions_about_unseen_scenes(answerer):
+    metrics = training.evaluate(answerer, seed=training.TEST_SEED + 500, count=40)
+    assert metrics["vqa_accuracy"] >= 0.80, metrics
+    card = models.spec("blip-vqa-shapes").source.card()
+    assert card["metrics"]["vqa_accuracy"] >= 0.85 and card["metrics"]["scenes"] >= 500
+    assert set(card["metrics"]["vqa_accuracy_by_type"]) == set(shapesworld.QUESTION_TYPES)
+
+
+def test_the_cnn_lstm_reports_the_same_metrics_and_decodes_through_generate():
+    lstm = models.get("lstm-caption-shapes")
+    card = models.spec("lstm-caption-shapes").source.card()
+    assert {"caption_all_attributes", "caption_exact", "bleu4", "cider"} <= set(card["metrics"])
+    for decoding in (Decoding(), Decoding("beam search", beams=4, count=3), Decoding("nucleus sampling", count=2, seed=3)):
+        result = lstm.generate([SCENE], decoding)
+        assert len(result.texts) == decoding.sequences and all(result.texts)
+    explanation = lstm.explain(SCENE, lstm.generate([SCENE], Decoding()).ids[0])
+    assert explanation.heatmaps is None and explanation.parted_ways() == []
+
+
+def test_this_tabs_shipped_weights_fit_in_8_mb():
+    sizes = [models.spec(n).source.path.stat().st_size for n in ("blip-caption-shapes", "lstm-caption-shapes", "blip-vqa-shapes")]
+    assert sum(sizes) <= 8 * 2**20, sizes
+
+
+# ---------------------------------------------------------------- decoding and looking inside
+
+
+def test_greedy_streams_token_by_token_and_never_parts_from_the_top_token(captioner):
+    items = list(captioner.stream(SCENE, Decoding(max_tokens=20)))
+    partial, result = items[:-1], items[-1]
+    assert isinstance(result, Generated) and len(partial) >= 5
+    words = [len(p[0].split()) for p in partial]
+    assert words == sorted(words) and partial[-1][0] == result.texts[0]  # grows a token at a time, ends as the result
+    explanation = captioner.explain(SCENE, result.ids[0])
+    assert [s.token for s in explanation.steps][:-1] == result.texts[0].split() and explanation.steps[-1].token == "[SEP]"
+    assert explanation.parted_ways() == []  # greedy takes the most likely token at every step, by definition
+    for step in explanation.steps:
+        probabilities = [p for _, p in step.top]
+        assert len(step.top) == 5 and probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0001
+    assert explanation.heatmaps.shape == (len(explanation.steps), 12, 12)
+    assert explanation.heatmaps.min() >= 0 and np.allclose(explanation.heatmaps.max(axis=(1, 2)), 1.0, atol=1e-5)
+
+
+def test_beam_search_and_sampling_give_the_asked_number_of_captions_and_the_seed_repeats(captioner):
+    beams = captioner.generate([SCENE], Decoding("beam search", beams=5, count=3))
+    assert len(beams.texts) == 3
+    sampled = [captioner.generate([SCENE], Decoding("nucleus sampling", top_p=0.95, temperature=1.5, count=4, seed=s)).texts for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] and len(sampled[0]) == 4
+    assert captioner.generate([SCENE], Decoding(count=3)).notices  # greedy has one answer, and says so
+
+
+def test_a_caption_prefix_is_kept_and_unknown_words_are_named(captioner):
+    result = captioner.generate([SCENE], Decoding(), prefix="a small")
+    assert result.texts[0].startswith("a small")
+    result = captioner.generate([SCENE], Decoding(), prefix="un chat")
+    assert any("chat" in n for n in result.notices)
+
+
+@pytest.mark.parametrize(
+    "change, hint",
+    [
+        ({"method": "top-k"}, "Unknown decoding method"),
+        ({"max_tokens": 0}, "Maximum length"),
+        ({"count": 99}, "Number of captions"),
+        ({"method": "beam search", "beams": 2, "count": 3}, "at most that many captions"),
+        ({"method": "nucleus sampling", "top_p": 0.0}, "top-p"),
+    ],
+)
+def test_bad_decoding_settings_are_refused_before_any_work(change, hint):
+    with pytest.raises(ValueError, match=hint):
+        Decoding(**change).check()
+
+
+def test_gradcam_weights_attention_by_positive_gradient_and_drops_the_cls_slot():
+    attention = torch.zeros(2, 1, 5)  # 2 heads, 1 query, [CLS] + 2x2 patches
+    attention[:, 0] = torch.tensor([0.6, 0.1, 0.1, 0.1, 0.1])
+    gradients = torch.tensor([[[9.0, 1.0, -1.0, 0.0, 2.0]], [[9.0, 1.0, 3.0, 0.0, 2.0]]])
+    (heat,) = gradcam(attention, gradients, (2, 2))
+    assert np.allclose(heat, np.array([[1.0, 1.5], [0.0, 2.0]]) / 2.0)
+
+
+def test_the_answerer_gives_top_answers_with_their_probabilities_and_a_map(answerer):
+    scene = shapesworld.generate(shapesworld.SPLITS["test"].start + 3)
+    image = Image.fromarray(scene.image)
+    qa = scene.qa[0]
+    top = answerer.top_answers(image, qa.question)
+    probabilities = [p for _, p in top]
+    assert 1 <= len(top) <= 5 and probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1.0001
+    greedy = answerer.generate([image], [qa.question], Decoding(max_tokens=5)).texts[0]
+    assert greedy in [a for a, _ in top]
+    heat = answerer.explain(image, qa.question, greedy)
+    assert heat.shape == (12, 12) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
+
+
+def test_questions_are_checked_and_answered_honestly(answerer):
+    with pytest.raises(ValueError, match="Ask a question"):
+        tab.check_question("   ", answerer)
+    with pytest.raises(ValueError, match="at most 300"):
+        tab.check_question("is there a red star? " * 40, answerer)
+    with pytest.raises(ValueError, match="none of this question's words"):
+        tab.check_question("这是什么颜色？", answerer)
+    question, notices = tab.check_question("what colour is the dragon?", answerer)
+    assert question == "what colour is the dragon?" and "dragon" in notices[0]
+    question, notices = tab.check_question(" ".join(["is there a red star?"] * 6), answerer)
+    assert any("reads only the first 20" in n for n in notices)
+    answer = answerer.generate([SCENE], [question], Decoding(max_tokens=5)).texts[0]
+    assert answer  # a truncated question is still answered
+
+
+# ---------------------------------------------------------------- the tab's pure functions
+
+
+def test_the_step_table_marks_where_a_caption_left_the_top_token():
+    steps = [Step("a", 0.9, [("a", 0.9), ("an", 0.05)]), Step("blue", 0.3, [("red", 0.6), ("blue", 0.3)]), Step("[SEP]", 0.99, [("[SEP]", 0.99)])]
+    explanation = Explanation(steps, None)
+    table = tab.steps_html(explanation)
+    assert explanation.parted_ways() == [1] and table.count("⟂") == 1 and "greedy would take “red”" in table
+    assert table.count("class='dvl-taken'") == 3
+    assert tab.word_choices(explanation)[1] == ("2. blue", 1) and tab.first_content_word(explanation) == 1
+
+
+def test_the_handlers_stream_the_caption_then_explain_it(captioner):
+    path = shapesworld_example_path()
+    updates = list(tab._caption_ui(path, "blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 20, 1, 0))
+    final = updates[-1]
+    assert len(updates) >= 3 and final[0] == captioner.generate([Image.open(path).convert("RGB")], Decoding()).texts[0]
+    assert "<table" in final[2] and final[4].size[0] >= 384 and final[5].shape[1:] == (12, 12)
+    answer, top, heat, notes = list(tab._answer_ui(path, "blip-vqa-shapes", "how many circles are there?"))[-1]
+    assert answer in top and heat.size[0] >= 384 and "answer" in notes
+
+
+def shapesworld_example_path() -> str:
+    from demos import common
+
+    return next(p for p in common.example_images() if "shapesworld" in p)
+
+
+# ---------------------------------------------------------------- BLIP base through the app's loader, planted
+
+
+@pytest.fixture(scope="module")
+def planted_blip_caption(tmp_path_factory):
+    with planted_hugging_face(tmp_path_factory, "blip-caption-base") as snapshot:
+        yield snapshot
+
+
+@pytest.fixture(scope="module")
+def planted_blip_vqa(tmp_path_factory):
+    with planted_hugging_face(tmp_path_factory, "blip-vqa-base") as snapshot:
+        yield snapshot
+
+
+def test_blip_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    spec = models.spec("blip-caption-base")
+    assert spec.availability() is Availability.UNAVAILABLE
+    with pytest.raises(WeightsUnavailable, match="prefetch"):
+        spec.load(spec)
+
+
+def test_blip_captions_equal_what_generate_gives_through_the_processor(planted_blip_caption):
+    """Reference equivalence: the documented ``processor -> model.generate -> processor.decode``, same planted weights."""
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    assert models.spec("blip-caption-base").availability() is Availability.CACHED
+    model = models.get("blip-caption-base")
+    processor = BlipProcessor.from_pretrained(planted_blip_caption)
+    reference = BlipForConditionalGeneration.from_pretrained(planted_blip_caption).eval()
+    for prefix in ("", "a picture of"):
+        inputs = processor(images=PHOTO, text=prefix or None, return_tensors="pt")
+        expected = processor.decode(reference.generate(**inputs, max_new_tokens=12)[0], skip_special_tokens=True)
+        ours = model.generate([PHOTO], Decoding(max_tokens=12), prefix=prefix)
+        assert ours.texts == [expected.strip()]
+    explanation = model.explain(PHOTO, ours.ids[0])
+    assert explanation.heatmaps.shape[1:] == (4, 4) and len(explanation.steps) == len(ours.ids[0]) - 1
+
+
+def test_blip_vqa_answers_equal_what_generate_gives_through_the_processor(planted_blip_vqa):
+    from transformers import BlipForQuestionAnswering, BlipProcessor
+
+    model = models.get("blip-vqa-base")
+    processor = BlipProcessor.from_pretrained(planted_blip_vqa)
+    reference = BlipForQuestionAnswering.from_pretrained(planted_blip_vqa).eval()
+    inputs = processor(images=PHOTO, text="what is she holding?", return_tensors="pt")
+    expected = processor.decode(reference.generate(**inputs, max_new_tokens=5)[0], skip_special_tokens=True)
+    assert model.generate([PHOTO], ["what is she holding?"], Decoding(max_tokens=5)).texts == [expected.strip()]
+    question, notices = tab.check_question("这是什么？", model)
+    assert any("English" in n for n in notices)
+    assert len(model.top_answers(PHOTO, question)) >= 1 and model.explain(PHOTO, question, "yes").shape == (4, 4)
