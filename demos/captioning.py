@@ -56,10 +56,12 @@ def check_question(question: str | None, model: Answerer) -> tuple[str, list[str
     words = model.words(question)
     unknown = model.unknown_words(question)
     if unknown and len(unknown) >= len(set(words)):
-        raise ValueError(
-            "This model knows only ShapesWorld's words (e.g. “what colour is the circle?”), and none of this question's words "
-            "are among them. Pick the pretrained BLIP for other questions."
-        )
+        if models.spec(model.name).tier == "local":
+            raise ValueError(
+                "This model knows only ShapesWorld's words (e.g. “what colour is the circle?”), and none of this question's words "
+                "are among them. Pick the pretrained BLIP for other questions."
+            )
+        raise ValueError("None of this question's words are in the model's vocabulary: ask in English.")
     if unknown:
         notices.append(f"Words this model cannot read (it answers without them): {', '.join(unknown)}.")
     limit = model.tokenizer.model_max_length
@@ -273,7 +275,9 @@ def build() -> None:
                 "Grad-CAM on the decoder's last cross-attention: for the chosen word, each image patch's attention weight "
                 "times how much the word's log-probability depends on it (positive part), averaged over heads."
             )
-            word = gr.Dropdown(choices=[], label="Word of the caption", interactive=True)
+            # Custom values allowed: if the server dropped this page's session (--max-sessions), the
+            # choices it set are gone, and a pick must not fail validation against an empty list.
+            word = gr.Dropdown(choices=[], label="Word of the caption", interactive=True, allow_custom_value=True)
             heat = gr.Image(label="Heatmap over the image", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
     heatmaps = gr.State()
     mode.change(

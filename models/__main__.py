@@ -3,7 +3,7 @@
     python -m models list                                  # every model, tier, and whether it can run here
     python -m models prefetch [NAMES...] [--all]           # fill the library caches (Space build, air-gapped lab)
     python -m models train NAME [--steps N] [--seed S] [--threads T]
-    python -m models evaluate NAME --seed 2000000 --count 500 [--json]
+    python -m models evaluate NAME --seed 2000000 --count 500 [--json] [--write-card]
 """
 
 from __future__ import annotations
@@ -87,6 +87,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     trainer = _trainer(args.name)
     metrics = trainer.evaluate(registry.get(args.name), seed=args.seed, count=args.count)
+    if args.write_card:
+        source = registry.spec(args.name).source
+        card = source.card()
+        card["metrics"] = metrics
+        card["metrics_command"] = "python -m models " + " ".join(sys.argv[1:])
+        source.path.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=segmentation_training.TEST_SEED)
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--write-card", action="store_true", help="store these metrics in the model's card (a metric's definition changed)")
     p.set_defaults(run=cmd_evaluate)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -17,6 +17,7 @@ their model: the attention weighted by how much the word's log-probability depen
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -76,6 +77,24 @@ class Decoding:
         if self.method == "nucleus sampling":
             return common | {"do_sample": True, "top_p": self.top_p, "temperature": self.temperature, "top_k": 0, "num_beams": 1}
         return common | {"do_sample": False, "num_beams": 1}
+
+
+_SAMPLING = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded(decoding: Decoding) -> Iterator[None]:
+    """Sampling draws from torch's global generator (``generate`` takes no other): seed it, one sampler at a time.
+
+    Otherwise two users sampling at once would draw from each other's stream, and the same seed
+    would not give the same captions.
+    """
+    if decoding.method != "nucleus sampling":
+        yield
+        return
+    with _SAMPLING:
+        torch.manual_seed(decoding.seed)
+        yield
 
 
 class StepObserver(LogitsProcessor):
@@ -197,18 +216,18 @@ class Captioner(nn.Module):
         """``decoding.sequences`` captions per image, each starting with ``prefix`` (conditional captioning)."""
         decoding.check()
         started = time.perf_counter()
-        torch.manual_seed(decoding.seed)
         pixels = self.pixel_values(images)
         kwargs = decoding.generate_kwargs()
         if on_step is not None:
             kwargs["logits_processor"] = LogitsProcessorList([StepObserver(on_step)])
         ids, mask = self.prompt_ids(len(images), prefix)
-        if self.is_blip:
-            # BLIP's generate swaps [CLS] for its [DEC] token and drops the trailing [SEP] itself.
-            out = self.network.generate(pixel_values=pixels, input_ids=ids, attention_mask=mask, **kwargs)
-        else:
-            features = self.network.encode(pixels)
-            out = self.network.generate(input_ids=ids[:, :-1], image_features=features, use_cache=False, **kwargs)
+        with seeded(decoding):
+            if self.is_blip:
+                # BLIP's generate swaps [CLS] for its [DEC] token and drops the trailing [SEP] itself.
+                out = self.network.generate(pixel_values=pixels, input_ids=ids, attention_mask=mask, **kwargs)
+            else:
+                features = self.network.encode(pixels)
+                out = self.network.generate(input_ids=ids[:, :-1], image_features=features, use_cache=False, **kwargs)
         notices = []
         if decoding.method == "greedy" and decoding.count > 1:
             notices.append("Greedy decoding has one answer: pick beam search or nucleus sampling for several.")
@@ -291,12 +310,12 @@ class Answerer(nn.Module):
         """``decoding.sequences`` answers per (image, question) pair, through BLIP's own ``generate``."""
         decoding.check()
         started = time.perf_counter()
-        torch.manual_seed(decoding.seed)
         ids, mask = self.questions(questions)
         kwargs = decoding.generate_kwargs()
         if on_step is not None:
             kwargs["logits_processor"] = LogitsProcessorList([StepObserver(on_step)])
-        out = self.network.generate(input_ids=ids, pixel_values=self.pixel_values(images), attention_mask=mask, **kwargs)
+        with seeded(decoding):
+            out = self.network.generate(input_ids=ids, pixel_values=self.pixel_values(images), attention_mask=mask, **kwargs)
         return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), [], time.perf_counter() - started)
 
     def stream(self, image: Image.Image, question: str, decoding: Decoding) -> Iterator[list[str] | Generated]:
@@ -399,7 +418,7 @@ def _pretrained_spec(task: str, name: str, title: str, repo: str, params: int, m
     )
 
 
-CAPTION_METRICS = {"ShapesWorld test scenes captioned right (every object's colour and shape)": "caption_all_attributes", "CIDEr": "cider"}
+CAPTION_METRICS = {"ShapesWorld test: captions naming only real objects, right colour and shape": "caption_all_attributes", "CIDEr": "cider"}
 
 
 def specs() -> list[ModelSpec]:
@@ -407,7 +426,7 @@ def specs() -> list[ModelSpec]:
     return [
         _pretrained_spec(
             "caption", "blip-caption-base", "BLIP base captioning", CAPTION_REPO, 223_971_644,
-            {"COCO Karpathy test CIDEr (paper, ViT-B)": 133.3},
+            {"COCO Karpathy test CIDEr (BLIP paper, ViT-B, CapFilt-L)": 133.3},
             "`transformers.BlipForConditionalGeneration` · ViT-B/16 at 384x384, BERT-base decoder with cross-attention; a text prefix steers the caption",
         ),
         local_spec(

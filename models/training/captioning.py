@@ -11,10 +11,12 @@ question-answer pairs come with each scene. Every step draws a batch of scenes (
 question-answer pairs (VQA) from the pool.
 
 Metrics (``--json`` keys):
-- ``caption_all_attributes``: share of scenes whose greedy caption names exactly the objects the
-  reference caption names, each with its right colour and shape (``shapesworld.language.named_objects``:
-  order, relation and sizes aside; a person counts as "person"). ``caption_exact``: the caption is
-  one of the grammar's captions for the scene, relation and sizes included.
+- ``caption_all_attributes``: share of scenes whose greedy caption names as many objects as the
+  grammar does (two, or one, or "an empty scene") and every one of them is in the scene with the
+  colour and shape it says (``names_only_what_is_there``; a person counts as "person").
+  ``caption_reference_objects``: the caption names exactly the reference's objects (the two
+  largest, often a near tie). ``caption_exact``: the caption is one of the grammar's captions for
+  the scene, relation and sizes included.
 - ``bleu4`` and ``cider``: the COCO caption evaluation's own scorers (``pycocoevalcap``), against
   both orders of the reference ("a star left of a ring" = "a ring right of a star").
 - ``vqa_accuracy``: exact match of the greedy answer, over every question of every scene, and
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +65,7 @@ RECIPES = {
     "lstm-caption-shapes": Recipe("caption", "lstm", steps=3000, lr=2e-3),
     # As BLIP's own VQA model is fine-tuned from pre-trained BLIP: from scratch, the answer's single
     # token is too thin a signal for the ViT to learn to see in 30 minutes; a caption's dozen tokens are not.
-    "blip-vqa-shapes": Recipe("answer", "blip", steps=3000, lr=5e-4, init_from="blip-caption-shapes"),
+    "blip-vqa-shapes": Recipe("answer", "blip", steps=3500, lr=5e-4, init_from="blip-caption-shapes"),
 }
 
 
@@ -149,7 +151,7 @@ def train(
     steps: int | None = None,
     out: Path = WEIGHTS_DIR,
     eval_count: int = 500,
-    val_every: int = 1000,
+    val_every: int = 2000,
     device: str = "cpu",
 ) -> dict:
     recipe = RECIPES[name]
@@ -254,7 +256,8 @@ def evaluate_captions(model: Captioner, scenes: list, batch: int = 50) -> dict:
         images = [Image.fromarray(s.image) for s in scenes[start : start + batch]]
         generated += model.generate(images, Decoding("greedy", max_tokens=20)).texts
     references = [captions_for(s.objects) for s in scenes]
-    all_attributes = [named_objects(g) == named_objects(refs[0]) for g, refs in zip(generated, references)]
+    all_attributes = [names_only_what_is_there(g, s.objects) for g, s in zip(generated, scenes)]
+    same_objects = [named_objects(g) == named_objects(refs[0]) for g, refs in zip(generated, references)]
     exact = [g in refs for g, refs in zip(generated, references)]
     gts = {i: refs for i, refs in enumerate(references)}
     res = {i: [g or "<empty>"] for i, g in enumerate(generated)}
@@ -262,12 +265,29 @@ def evaluate_captions(model: Captioner, scenes: list, batch: int = 50) -> dict:
     cider, _ = Cider().compute_score(gts, res)
     return {
         "caption_all_attributes": round(sum(all_attributes) / len(scenes), 4),
+        "caption_reference_objects": round(sum(same_objects) / len(scenes), 4),
         "caption_exact": round(sum(exact) / len(scenes), 4),
         "bleu4": round(float(bleu[3]), 4),
         "cider": round(float(cider), 4),
         "scenes": len(scenes),
         "examples": [{"reference": refs[0], "generated": g} for g, refs in list(zip(generated, references))[:5]],
     }
+
+
+def names_only_what_is_there(caption: str, objects: list) -> bool:
+    """Whether every object the caption names is in the scene with that colour and shape, and it names as many as the grammar does.
+
+    The grammar describes the two largest objects, but in about a quarter of the scenes the second
+    and third largest differ by under 10% of their area, so *which* two is often a coin toss; this
+    metric asks whether what the caption says is true. ``caption_reference_objects`` asks for the
+    reference's two.
+    """
+    named = Counter(named_objects(caption))
+    present = Counter(("", o.kind) if o.kind == shapesworld.PERSON else (o.colour, o.kind) for o in objects)
+    expected = min(len(objects), 2)
+    if expected == 0:
+        return caption.strip() == "an empty scene"
+    return sum(named.values()) == expected and all(present[key] >= count for key, count in named.items())
 
 
 def evaluate_answers(model: Answerer, scenes: list, batch: int = 64) -> dict:
