@@ -25,7 +25,7 @@ from demos import captioning as tab
 from demos import common
 from models.captioning import Answerer, Captioner, Decoding
 
-from .report import ms, table
+from .report import ms, section
 from .stats import Samples
 
 LOCAL_LIMIT_MS = 100.0
@@ -49,14 +49,7 @@ class CaptioningBench:
         if self.first_token is not None:
             value = self.first_token.p50
             targets.append(["BLIP base: first streamed token after the image encoding, p50", f"<= {FIRST_TOKEN_LIMIT_S:g} s", f"{value:.3f} s", "PASS" if value <= FIRST_TOKEN_LIMIT_S else "FAIL"])
-        return "\n\n".join(
-            [
-                "## Captions and questions (`/caption`, `/answer`)",
-                f"Pretrained: {self.setup}",
-                table(["what", "p50 (ms)", "p95 (ms)", "n"], rows, right=(1, 2, 3)),
-                table(["target", "limit", "measured", "verdict"], targets),
-            ]
-        )
+        return section("Captions and questions (`/caption`, `/answer`)", f"Pretrained: {self.setup}", rows, targets)
 
     def to_dict(self) -> dict:
         return {
@@ -96,7 +89,7 @@ def _measure_pretrained(bench: CaptioningBench, repeats: int) -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    where = f"float16 on {torch.cuda.get_device_name()}" if device.type == "cuda" else f"float32 on the CPU ({torch.get_num_threads()} threads)"
+    where = f"float16 on {torch.cuda.get_device_name()}" if device.type == "cuda" else f"float32 on the CPU, {torch.get_num_threads()} torch thread(s)"
     bench.setup = f"BLIP base's full architecture (ViT-B/16 at 384x384, BERT-base text sides) with random weights, {where}."
     photo = Image.fromarray(skdata.astronaut())
     network, processor = blip_parts("caption", full=True)

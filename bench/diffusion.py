@@ -22,7 +22,7 @@ import models
 from models.diffusion import Request, run
 from models.turbo import TurboTextToImage
 
-from .report import ms, table
+from .report import ms, section
 from .stats import Samples
 
 LOCAL_STEPS = (10, 25, 50)
@@ -51,14 +51,7 @@ class DiffusionBench:
             ratio = self.ratio(n)
             verdict = "—" if ratio is None else "PASS" if ratio <= OVERHEAD else "FAIL"
             targets.append([f"SD-Turbo {n} step(s): app / bare pipeline, p50", f"<= {OVERHEAD:.2f}", "—" if ratio is None else f"{ratio:.3f}", verdict])
-        return "\n\n".join(
-            [
-                "## Text to image (`/generate`)",
-                f"SD-Turbo: {self.turbo_setup}",
-                table(["what", "p50 (ms)", "p95 (ms)", "n"], rows, right=(1, 2, 3)),
-                table(["target", "limit", "measured", "verdict"], targets),
-            ]
-        )
+        return section("Text to image (`/generate`)", f"SD-Turbo: {self.turbo_setup}", rows, targets)
 
     def to_dict(self) -> dict:
         return {

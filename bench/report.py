@@ -24,6 +24,18 @@ CONTENDED = (
 )
 
 
+def section(title: str, intro: str, rows: list[list[str]], targets: list[list[str]]) -> str:
+    """A task's own benchmark section: heading, what was measured on, the timings, the targets."""
+    return "\n\n".join(
+        [
+            f"## {title}",
+            intro,
+            table(["what", "p50 (ms)", "p95 (ms)", "n"], rows, right=(1, 2, 3)),
+            table(["target", "limit", "measured", "verdict"], targets),
+        ]
+    )
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
     """A GitHub markdown table; columns listed in ``right`` are right-aligned (numbers)."""
     align = ["---:" if i in right else "---" for i in range(len(header))]

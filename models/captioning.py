@@ -176,8 +176,8 @@ def stream(run: Callable[[Callable[[torch.LongTensor], None]], Generated], decod
             return
 
 
-class Captioner(nn.Module):
-    """A captioning network with its processor and tokenizer: BLIP (either tier) or the CNN-LSTM."""
+class _ImageToText(nn.Module):
+    """A network with its image processor and tokenizer: what captioners and answerers share."""
 
     def __init__(self, network: nn.Module, processor, tokenizer, name: str) -> None:
         super().__init__()
@@ -185,7 +185,6 @@ class Captioner(nn.Module):
         self.processor = processor
         self.tokenizer = tokenizer
         self.name = name
-        self.is_blip = hasattr(network, "vision_model")
 
     @property
     def _device(self) -> torch.device:
@@ -205,6 +204,17 @@ class Captioner(nn.Module):
     def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
         pixels = self.processor(images=list(images), return_tensors="pt").pixel_values
         return pixels.to(self._device, next(self.network.parameters()).dtype)
+
+    def decode(self, ids: torch.LongTensor) -> list[str]:
+        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+class Captioner(_ImageToText):
+    """A captioning network with its processor and tokenizer: BLIP (either tier) or the CNN-LSTM."""
+
+    @property
+    def is_blip(self) -> bool:
+        return hasattr(self.network, "vision_model")
 
     def prompt_ids(self, count: int, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
         """[CLS] + prefix + [SEP], as the processor tokenises a conditional caption's text, for each image."""
@@ -235,9 +245,6 @@ class Captioner(nn.Module):
         if unknown:
             notices.append(f"Words this model cannot read: {', '.join(unknown)}.")
         return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), notices, time.perf_counter() - started)
-
-    def decode(self, ids: torch.LongTensor) -> list[str]:
-        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def stream(self, image: Image.Image, decoding: Decoding, prefix: str = "") -> Iterator[list[str] | Generated]:
         """Partial captions after every decoding step (live beams for beam search), then the Generated."""
@@ -285,21 +292,8 @@ class Captioner(nn.Module):
         return steps
 
 
-class Answerer(nn.Module):
+class Answerer(_ImageToText):
     """``BlipForQuestionAnswering`` (either tier) with its processor and tokenizer."""
-
-    def __init__(self, network: nn.Module, processor, tokenizer, name: str) -> None:
-        super().__init__()
-        self.network = network.eval()
-        self.processor = processor
-        self.tokenizer = tokenizer
-        self.name = name
-
-    _device = Captioner._device
-    pixel_values = Captioner.pixel_values
-    words = Captioner.words
-    unknown_words = Captioner.unknown_words
-    decode = Captioner.decode
 
     def questions(self, questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         encoded = self.tokenizer(list(questions), padding=True, truncation=True, return_tensors="pt")

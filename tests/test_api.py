@@ -329,7 +329,7 @@ def test_caption_an_unseen_scene_and_see_its_decoding(client, scene_file):
     )
     assert len(named_objects(captions)) == min(2, len(scene.objects))  # the quality bar itself is in test_captioning.py
     assert "1 caption(s)" in notes and "<table" in steps and Image.open(heat).size == (384, 384)
-    beams, *_ = client.predict(handle_file(str(path)), "lstm-caption-shapes", "", "beam search", 4, 0.9, 1.0, 20, 3, 0, api_name="/caption")
+    beams, *_ = client.predict(handle_file(str(path)), "blip-caption-shapes", "", "beam search", 4, 0.9, 1.0, 20, 3, 0, api_name="/caption")
     assert len(beams.splitlines()) == 3
 
 

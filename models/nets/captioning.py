@@ -94,7 +94,11 @@ def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class LstmCaptioner(PreTrainedModel, GenerationMixin):
-    """CNN encoder -> one image vector -> the LSTM's first hidden and cell state; words in, words out.
+    """CNN encoder -> one image vector, read by the LSTM as its first input (as in Show and Tell); words in, words out.
+
+    (A first version set the LSTM's initial state from the image through a tanh: the CNN's
+    features grew, the tanh saturated, every image gave the same state, and the captions ignored
+    the image. As an input, normalised, the image passes through the LSTM's own gates.)
 
     No key-value cache: each ``generate`` step re-reads the prefix, which for a dozen tokens costs
     less than the bookkeeping a recurrent cache would need.
@@ -111,7 +115,7 @@ class LstmCaptioner(PreTrainedModel, GenerationMixin):
             _conv_block(3, 32), _conv_block(32, 64), _conv_block(64, 128), _conv_block(128, 64),
             nn.Flatten(), nn.Linear(64 * (config.image_size // 16) ** 2, w), nn.ReLU(inplace=True),
         )
-        self.to_state = nn.Linear(w, 2 * w)
+        self.image_norm = nn.LayerNorm(w)
         self.embed = nn.Embedding(config.vocab_size, w)
         self.lstm = nn.LSTM(w, w, batch_first=True)
         self.head = nn.Linear(w, config.vocab_size)
@@ -130,9 +134,9 @@ class LstmCaptioner(PreTrainedModel, GenerationMixin):
     ) -> CausalLMOutput:
         """Next-token logits for every position; ``labels`` (pad = -100) give the shifted cross-entropy."""
         features = image_features if image_features is not None else self.encode(pixel_values)
-        h0, c0 = torch.tanh(self.to_state(features)).chunk(2, dim=-1)
-        hidden, _ = self.lstm(self.embed(input_ids), (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()))
-        logits = self.head(hidden)
+        inputs = torch.cat([self.image_norm(features).unsqueeze(1), self.embed(input_ids)], dim=1)
+        hidden, _ = self.lstm(inputs)
+        logits = self.head(hidden[:, 1:])  # after reading the image and tokens 0..t: the distribution of token t + 1
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)

@@ -62,7 +62,7 @@ class Recipe:
 
 RECIPES = {
     "blip-caption-shapes": Recipe("caption", "blip", steps=3500, lr=1e-3),
-    "lstm-caption-shapes": Recipe("caption", "lstm", steps=3000, lr=2e-3),
+    "lstm-caption-shapes": Recipe("caption", "lstm", steps=1500, lr=1e-3),
     # As BLIP's own VQA model is fine-tuned from pre-trained BLIP: from scratch, the answer's single
     # token is too thin a signal for the ViT to learn to see in 30 minutes; a caption's dozen tokens are not.
     "blip-vqa-shapes": Recipe("answer", "blip", steps=3500, lr=5e-4, init_from="blip-caption-shapes"),
