@@ -26,7 +26,7 @@ from demos import common
 from models.captioning import Answerer, Captioner, Decoding
 
 from .report import ms, section
-from .stats import Samples
+from .stats import Samples, seconds
 
 LOCAL_LIMIT_MS = 100.0
 FIRST_TOKEN_LIMIT_S = 1.5
@@ -130,13 +130,5 @@ def _answer_call(model: Answerer, image: Image.Image, question: str):
 def _timed(fn, repeats: int, warmup: int) -> Samples:
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = [seconds(fn) for _ in range(repeats)]
     return Samples(times)

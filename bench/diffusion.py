@@ -13,7 +13,6 @@ pipeline (64x64), which measures the fixed overhead only, since the full model t
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +22,7 @@ from models.diffusion import Request, run
 from models.turbo import TurboTextToImage
 
 from .report import ms, section
-from .stats import Samples
+from .stats import Samples, seconds
 
 LOCAL_STEPS = (10, 25, 50)
 TURBO_STEPS = (1, 4)
@@ -83,7 +82,7 @@ def measure(local_repeats: int = 5, turbo_repeats: int = 5) -> DiffusionBench:
         for steps in LOCAL_STEPS:
             request = Request("a large red triangle", steps=steps, guidance=2.0)
             run(model, request)  # warm-up
-            local[steps] = Samples([_seconds(lambda: run(model, request)) for _ in range(local_repeats)])
+            local[steps] = Samples([seconds(lambda: run(model, request)) for _ in range(local_repeats)])
     pipe, setup = _turbo_pipeline()
     pipe.set_progress_bar_config(disable=True)
     app = TurboTextToImage(pipe, "sd-turbo")
@@ -97,17 +96,8 @@ def measure(local_repeats: int = 5, turbo_repeats: int = 5) -> DiffusionBench:
         bare(), run(app, request)  # warm-up of both paths
         app_times, bare_times = [], []
         for _ in range(turbo_repeats):  # alternated, so drifting clocks or caches hit both alike
-            app_times.append(_seconds(lambda: run(app, request)))
-            bare_times.append(_seconds(bare))
+            app_times.append(seconds(lambda: run(app, request)))
+            bare_times.append(seconds(bare))
         turbo_app[steps], turbo_bare[steps] = Samples(app_times), Samples(bare_times)
     return DiffusionBench(local, turbo_app, turbo_bare, setup)
 
-
-def _seconds(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start

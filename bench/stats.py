@@ -59,3 +59,16 @@ def repeat(fn: Callable[[int], object], repeats: int, warmup: int = 0) -> Sample
         duration, _ = timed(lambda: fn(i))
         samples.seconds.append(duration)
     return samples
+
+
+def seconds(fn) -> float:
+    """Wall time of one call of ``fn``, with a GPU's queued work finished before and after."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
