@@ -24,7 +24,7 @@ ENDPOINT = "generate"  # the tab's main action, served at /generate
 
 SHOWN_STEPS = 8  # denoising panels: at most this many steps, spread over the run
 SHOWN_SIDE = 256  # small images are shown enlarged (nearest neighbour) to about this side
-DEFAULTS = {"local": {"steps": 10, "guidance": 2.0, "max_steps": 50}, "pretrained": {"steps": 1, "guidance": 0.0, "max_steps": 4}}
+DEFAULTS = {"local": {"steps": 10, "guidance": 4.0, "max_steps": 50}, "pretrained": {"steps": 1, "guidance": 0.0, "max_steps": 4}}
 """Per tier: the sampling that works (SD-Turbo is distilled for 1-4 steps without guidance)."""
 LOCAL_PROMPT = "a large red triangle"
 PHOTO_PROMPT = "a photo of a cat wearing an astronaut helmet, studio light"
@@ -122,7 +122,7 @@ def _generate_ui(
         negative_prompt: what to steer away from (pretrained model, with guidance above 1).
         seed: the random seed of the starting noise; the same seed gives the same image.
         steps: denoising steps (local: 1-50, SD-Turbo: 1-4).
-        guidance: classifier-free guidance scale (local: about 2; SD-Turbo: 0).
+        guidance: classifier-free guidance scale (local: 4, chosen on validation seeds; SD-Turbo: 0).
         scheduler: the sampler: "DPM-Solver++", "DDIM", "Euler" or "DDPM".
         count: how many images, 1-8, in one batch (local model: image k is the one seed + k gives alone).
         model_name: "diffusion-shapes" (local, 32x32) or "sd-turbo" (pretrained, 512x512).

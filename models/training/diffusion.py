@@ -15,6 +15,12 @@ replaced by "unspecified" with probability 0.1, all three with 0.1); an exponent
 of the weights (diffusers' ``EMAModel``), which is what is shipped and sampled; bf16 autocast on
 CPUs that support it (about 2x here). Training length is given in steps, not minutes.
 
+Min-SNR-gamma loss weighting (Hang et al. 2023; diffusers' ``compute_snr``): each sample's loss is
+weighted by ``min(SNR, gamma) / (SNR + 1)``, which for v-prediction turns down the nearly clean
+timesteps. Those steps only teach the background's texture and pixel noise; the shape is decided at
+middle and high noise, which is where the bar's misses (triangles and stars drawn as blobs) were.
+The forward pass is ``torch.compile``d for training (0.50 -> 0.38 s a step here, batch 64).
+
 Judge: the bar counts a generation right when the project's mini-CLIP (``clip-shapes``, trained
 on real renders only) picks the asked colour and shape among all 30 colour-shape labels. The
 generated 32x32 image is upsampled to the judge's 64x64, as the judge's own accuracy on real
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 from PIL import Image
 
 import shapesworld
@@ -49,7 +55,7 @@ IMAGE_SIZE = 32
 RENDER_SIZE = 64
 JUDGE = "clip-shapes"
 JUDGE_LABELS = tuple(f"{colour} {shape}" for shape in shapesworld.SHAPES for colour in shapesworld.COLOURS)
-SAMPLING = {"scheduler": "DPM-Solver++", "steps": 10, "guidance": 2.0}
+SAMPLING = {"scheduler": "DPM-Solver++", "steps": 10, "guidance": 4.0}
 """How the bar is measured, and the tab's defaults for the local model."""
 SCHEDULER = {
     "num_train_timesteps": 1000,
@@ -176,9 +182,10 @@ def evaluate(model: ShapesTextToImage, seed: int = TEST_SEED, count: int = 200, 
 
 def train(
     name: str = "diffusion-shapes",
-    steps: int = 3200,
+    steps: int = 4800,
     batch: int = 64,
     lr: float = 1e-3,
+    snr_gamma: float = 5.0,
     pool: int = 30_000,
     ema_decay: float = 0.999,
     widths: tuple[int, ...] = (32, 64, 64),
@@ -187,6 +194,7 @@ def train(
     eval_count: int = 200,
     val_every: int = 800,
     device: str = "cpu",
+    compile: bool = True,
 ) -> dict:
     seed_everything(seed)
     log = TrainLog()
@@ -202,6 +210,7 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=max(0.05, 2 / steps))
     bf16 = device == "cpu" and torch.backends.mkldnn.is_available() and bf16_autocast_pays()
     generator = torch.Generator().manual_seed(seed)
+    forward = torch.compile(network) if compile else network  # shares the parameters that EMA and the card read
     card_base = {"config": config, "scheduler": dict(noise_scheduler.config)}
     for step in range(1, steps + 1):
         network.train()
@@ -213,8 +222,10 @@ def train(
         noisy = noise_scheduler.add_noise(x0, noise, t)
         target = noise_scheduler.get_velocity(x0, noise, t)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16 or device.startswith("cuda")):
-            predicted = network(noisy, t, cond)
-        loss = F.mse_loss(predicted.float(), target)
+            predicted = forward(noisy, t, cond)
+        per_sample = F.mse_loss(predicted.float(), target, reduction="none").mean(dim=(1, 2, 3))
+        snr = compute_snr(noise_scheduler, t)
+        loss = (per_sample * snr.clamp(max=snr_gamma) / (snr + 1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
@@ -238,7 +249,8 @@ def train(
         "seed": seed,
         "train": {
             "steps": steps, "batch": batch, "lr": lr, "optimizer": "AdamW, one-cycle schedule, grad-norm clip 1",
-            "ema_decay": ema_decay, "pool_images": pool, "pool_seeds": f"{first}..{first + pool - 1}",
+            "ema_decay": ema_decay, "loss": f"v-MSE, Min-SNR weighting (gamma {snr_gamma})",
+            "compiled": compile, "pool_images": pool, "pool_seeds": f"{first}..{first + pool - 1}",
             "image_size": IMAGE_SIZE, "rendered_at": RENDER_SIZE, "condition_dropout": "0.1 per attribute, 0.1 all",
             "augmentation": "random quarter turn and horizontal flip", "autocast": "bfloat16" if bf16 else "none",
         },
