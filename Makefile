@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 7860
 
-.PHONY: run test bench soak train evaluate browser clean
+.PHONY: run test bench bench-scale soak train evaluate browser clean
 
 $(VENV)/.app-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(VENV)/.app-installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt
+$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt requirements-ray.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
@@ -25,6 +25,9 @@ test: $(VENV)/.dev-installed browser  ## set up, then the whole suite (under 20 
 
 bench: $(VENV)/.dev-installed         ## latency/memory tables; see bench/README.md
 	$(PY) -m bench
+
+bench-scale: $(VENV)/.dev-installed   ## replicas and batching on Ray Serve (the ray backend); see bench/scale.py
+	$(PY) -m bench.scale
 
 soak: $(VENV)/.dev-installed          ## 2,000 mixed requests from 32 clients over every endpoint; see bench/soak.py
 	$(PY) -m bench.soak

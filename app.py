@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     network.add_argument("--offline", dest="offline", action="store_const", const="1", help="never download weights")
     network.add_argument("--online", dest="offline", action="store_const", const="0", help="skip the network probe")
     parser.add_argument("--weights-dir", default=os.environ.get("DVL_WEIGHTS_DIR"), help="folder searched first for weight files")
+    parser.add_argument(
+        "--backend", choices=("local", "ray"), default=os.environ.get("DVL_BACKEND", "local"),
+        help="local: models run in this process; ray: in Ray Serve deployments (pip install -r requirements-ray.txt)",
+    )
+    parser.add_argument("--ray-address", default=os.environ.get("DVL_RAY_ADDRESS"), help="the Ray cluster (auto: the local `ray start`); unset: a new local Ray")
     parser.add_argument("--max-image-side", type=int, default=int(os.environ.get("DVL_MAX_IMAGE_SIDE", "1024")))
     parser.add_argument(
         "--max-upload-mb", type=float, default=float(os.environ.get("DVL_MAX_UPLOAD_MB", "25")),
@@ -63,6 +68,9 @@ def configure_environment(args: argparse.Namespace) -> None:
     os.environ["DVL_DEVICE"] = args.device
     os.environ["DVL_MEMORY_BUDGET_MB"] = str(args.memory_budget_mb)
     os.environ["DVL_MAX_IMAGE_SIDE"] = str(args.max_image_side)
+    os.environ["DVL_BACKEND"] = args.backend
+    if args.ray_address:
+        os.environ["DVL_RAY_ADDRESS"] = args.ray_address
     if args.weights_dir:
         os.environ["DVL_WEIGHTS_DIR"] = args.weights_dir
     if args.offline is not None:
@@ -100,7 +108,8 @@ def status_line() -> str:
     device = models.cache().device
     where = f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type.upper()
     network = "offline: local models and cached weights only" if settings.offline() else "online: pretrained weights download on first use"
-    return f"Running on **{where}** · {network} · models load on first use"
+    served = " · models served by Ray Serve" if settings.backend() == "ray" else ""
+    return f"Running on **{where}** · {network} · models load on first use{served}"
 
 
 def prefetch_defaults() -> None:

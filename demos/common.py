@@ -95,7 +95,7 @@ def _as_user_errors(where: str) -> Iterator[None]:
         yield
     except gr.Error:
         raise
-    except (BadInput, models.WeightsUnavailable, ValueError, KeyError) as error:
+    except (BadInput, models.WeightsUnavailable, models.ModelServerUnavailable, ValueError, KeyError) as error:
         raise gr.Error(str(error).strip("'\"")) from None
     except (torch.OutOfMemoryError, MemoryError):
         log.exception("out of memory in %s", where)

@@ -5,8 +5,9 @@
     models.for_task("segmentation")             # ModelSpecs, best first
 """
 
+from .cache import ModelServerUnavailable
 from .registry import all_specs, cache, default_for, for_task, get, spec
 from .sources import Availability, WeightsUnavailable
 from .spec import ModelSpec
 
-__all__ = ["Availability", "ModelSpec", "WeightsUnavailable", "all_specs", "cache", "default_for", "for_task", "get", "spec"]
+__all__ = ["Availability", "ModelServerUnavailable", "ModelSpec", "WeightsUnavailable", "all_specs", "cache", "default_for", "for_task", "get", "spec"]

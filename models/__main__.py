@@ -4,6 +4,7 @@
     python -m models prefetch [NAMES...] [--all]           # fill the library caches (Space build, air-gapped lab)
     python -m models train NAME [--steps N] [--seed S] [--threads T]
     python -m models evaluate NAME --seed 2000000 --count 500 [--json] [--write-card]
+    python -m models serve [NAMES...] [--address auto] [--replicas R]   # Ray Serve deployments (app: --backend ray)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import functools
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -101,6 +103,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start Ray Serve deployments of the named models and keep serving until Ctrl-C."""
+    from . import serving  # imports Ray: pip install -r requirements-ray.txt
+
+    names = args.names or [spec.name for spec in registry.all_specs().values() if spec.tier == "local" and spec.task in serving.SERVED]
+    unknown = [name for name in names if name not in registry.all_specs()]
+    if unknown:
+        raise SystemExit(f"unknown models: {', '.join(unknown)}")
+    serving.connect(args.address)
+    for name in names:
+        serving.deploy(name, replicas=args.replicas, cpus=args.cpus, gpus=args.gpus, max_batch_size=args.max_batch_size)
+        print(f"serving {name}: {args.replicas} replica(s), {args.cpus} CPU and {args.gpus} GPU each", flush=True)
+    if args.address:  # the cluster keeps the deployments after this command ends
+        return 0
+    print("serving from a Ray started by this command, until Ctrl-C", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _trainer(name: str):
     if name not in TRAINERS:
         raise SystemExit(f"{name!r} is not a local model; trainable: {', '.join(TRAINERS)}")
@@ -131,6 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--write-card", action="store_true", help="store these metrics in the model's card (a metric's definition changed)")
     p.set_defaults(run=cmd_evaluate)
+    p = sub.add_parser("serve", help="run models as Ray Serve deployments (the app's --backend ray)")
+    p.add_argument("names", nargs="*", help="registry names (default: every local model of a served task)")
+    p.add_argument("--address", help="the Ray cluster (auto: the one `ray start --head` runs here); unset: a local Ray in this process")
+    p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--cpus", type=float, default=1, help="CPUs per replica (also its torch threads)")
+    p.add_argument("--gpus", type=float, default=0, help="GPUs per replica (0.5: two replicas share one)")
+    p.add_argument("--max-batch-size", type=int, default=8, help="requests from different users run as one batch (1: no batching)")
+    p.set_defaults(run=cmd_serve)
     args = parser.parse_args(argv)
     return args.run(args)
 

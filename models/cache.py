@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class ModelServerUnavailable(RuntimeError):
+    """No server of a model answered in time (the ray backend): a clear message for the user, not a crash."""
+
+
 def module_bytes(module: nn.Module) -> int:
     """Memory held by a module's parameters and buffers: what eviction frees."""
     tensors = [*module.parameters(), *module.buffers()]

@@ -165,9 +165,27 @@ class Detector(nn.Module):
         param = next(self.network.parameters())
         return self.transform(image).to(param.device, param.dtype)
 
-    @torch.inference_mode()
     def forward(self, image: Image.Image) -> RawDetections:
-        output = self.network([self.preprocess(image)])[0]
+        return self.forward_batch([image])[0]
+
+    @torch.inference_mode()
+    def forward_batch(self, images: list[Image.Image]) -> list[RawDetections]:
+        """Several images, one network call per image size: a Serve replica's dynamic batch.
+
+        torchvision's detectors take a list of images and pad them to a common size; only images of
+        the same size share a call, so each image's answer is what it gets alone.
+        """
+        results: list[RawDetections | None] = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(image.size, []).append(index)
+        for indices in by_size.values():
+            outputs = self.network([self.preprocess(images[i]) for i in indices])
+            for output, i in zip(outputs, indices):
+                results[i] = self._raw(output, images[i])
+        return results  # type: ignore[return-value]
+
+    def _raw(self, output: dict[str, torch.Tensor], image: Image.Image) -> RawDetections:
         masks = output.get("masks")
         keypoints = output.get("keypoints")
         keypoint_scores = output.get("keypoints_scores")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation
+from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation, settings
 from .cache import ModelCache
 from .spec import ModelSpec
 
@@ -41,6 +41,11 @@ def default_for(task: str) -> ModelSpec:
 
 @functools.cache
 def cache() -> ModelCache:
+    """The process's model cache; with ``DVL_BACKEND=ray`` its models run in Ray Serve (models/serving.py)."""
+    if settings.backend() == "ray":
+        from .serving import RemoteModelCache  # imports Ray, an optional requirement
+
+        return RemoteModelCache(spec, settings.ray_address())
     return ModelCache(spec)
 
 

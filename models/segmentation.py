@@ -52,13 +52,33 @@ class Segmenter(nn.Module):
         param = next(self.network.parameters())
         return x.to(param.device, param.dtype), size
 
-    @torch.inference_mode()
     def forward(self, image: Image.Image) -> SegmentationOutput:
-        x, (height, width) = self.preprocess(image)
-        logits = self.network(x)
-        if isinstance(logits, dict):  # torchvision's models return {"out": ..., "aux": ...}
-            logits = logits["out"]
-        logits = logits[..., :height, :width].float()  # drop the padding
+        return self.forward_batch([image])[0]
+
+    @torch.inference_mode()
+    def forward_batch(self, images: list[Image.Image]) -> list[SegmentationOutput]:
+        """Several images, one network call per image size: a Serve replica's dynamic batch.
+
+        Only images of the same size share a call, so each image's answer is what it gets alone
+        (no padding to a neighbour's size).
+        """
+        outputs: list[SegmentationOutput | None] = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(image.size, []).append(index)
+        for indices in by_size.values():
+            prepared = [self.preprocess(images[i]) for i in indices]
+            logits = self.network(torch.cat([x for x, _ in prepared]))
+            if isinstance(logits, dict):  # torchvision's models return {"out": ..., "aux": ...}
+                logits = logits["out"]
+            for row, i in enumerate(indices):
+                outputs[i] = self._postprocess(logits[row : row + 1], prepared[row][1], images[i])
+        return outputs  # type: ignore[return-value]
+
+    def _postprocess(self, logits: torch.Tensor, size: tuple[int, int], image: Image.Image) -> SegmentationOutput:
+        """(1, C, h, w) logits -> classes and confidence at the image's size, padding dropped."""
+        height, width = size
+        logits = logits[..., :height, :width].float()
         logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
         confidence, labels = logits.softmax(1)[0].max(0)
         return SegmentationOutput(labels.byte().cpu().numpy(), confidence.cpu().numpy(), self.categories)

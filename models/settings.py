@@ -6,6 +6,9 @@
 | DVL_MEMORY_BUDGET_MB | models kept loaded at once, by parameter+buffer bytes | 4096 |
 | DVL_OFFLINE | 1: never download; 0: never probe; unset: probe the network once, quickly | unset |
 | DVL_WEIGHTS_DIR | a folder searched first for pretrained weight files, by their canonical file name | unset |
+| DVL_BACKEND | local: models run in this process; ray: in Ray Serve deployments (models/serving.py) | local |
+| DVL_RAY_ADDRESS | the Ray cluster for the ray backend ("auto": the one `ray start` runs here) | unset: a new local Ray |
+| DVL_RAY_RETRY_S | how long a ray-backend request may take, retries on live replicas included, before it fails with a clear message | 60 |
 
 Hugging Face's HF_HUB_OFFLINE=1 also counts as offline.
 """
@@ -42,6 +45,21 @@ def device() -> torch.device:
 
 def memory_budget_bytes() -> int:
     return int(float(os.environ.get("DVL_MEMORY_BUDGET_MB", "4096")) * 2**20)
+
+
+def backend() -> str:
+    value = os.environ.get("DVL_BACKEND", "local").strip().lower()
+    if value not in {"local", "ray"}:
+        raise ValueError(f"DVL_BACKEND is {value!r}; use local or ray")
+    return value
+
+
+def ray_address() -> str | None:
+    return os.environ.get("DVL_RAY_ADDRESS") or None
+
+
+def ray_retry_s() -> float:
+    return float(os.environ.get("DVL_RAY_RETRY_S", "60"))
 
 
 def weights_dir() -> Path | None:
