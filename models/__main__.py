@@ -113,8 +113,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown models: {', '.join(unknown)}")
     serving.connect(args.address)
     for name in names:
-        serving.deploy(name, replicas=args.replicas, cpus=args.cpus, gpus=args.gpus, max_batch_size=args.max_batch_size)
-        print(f"serving {name}: {args.replicas} replica(s), {args.cpus} CPU and {args.gpus} GPU each", flush=True)
+        autoscale = tuple(int(n) for n in args.autoscale.split(":")) if args.autoscale else None
+        serving.deploy(name, replicas=args.replicas, cpus=args.cpus, gpus=args.gpus, max_batch_size=args.max_batch_size, autoscale=autoscale)
+        count = f"{autoscale[0]} to {autoscale[1]} replicas" if autoscale else f"{args.replicas} replica(s)"
+        print(f"serving {name}: {count}, {args.cpus} CPU and {args.gpus} GPU each", flush=True)
     if args.address:  # the cluster keeps the deployments after this command ends
         return 0
     print("serving from a Ray started by this command, until Ctrl-C", flush=True)
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("names", nargs="*", help="registry names (default: every local model of a served task)")
     p.add_argument("--address", help="the Ray cluster (auto: the one `ray start --head` runs here); unset: a local Ray in this process")
     p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--autoscale", metavar="MIN:MAX", help="let Serve scale between MIN and MAX replicas (instead of --replicas)")
     p.add_argument("--cpus", type=float, default=1, help="CPUs per replica (also its torch threads)")
     p.add_argument("--gpus", type=float, default=0, help="GPUs per replica (0.5: two replicas share one)")
     p.add_argument("--max-batch-size", type=int, default=8, help="requests from different users run as one batch (1: no batching)")

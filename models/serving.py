@@ -133,7 +133,8 @@ class ModelServer:
 def run_together(model: nn.Module, method: str, batching: Batching, inputs: list[Any]) -> list[Any]:
     """One call of ``method`` for many users' inputs, split back into one answer each."""
     if batching == "items":
-        return model.forward_batch(inputs) if method == "forward" else [getattr(model, method)(x) for x in inputs]
+        together = getattr(model, f"{method}_batch", None)  # DETR has no forward_batch: one call each
+        return together(inputs) if together else [getattr(model, method)(x) for x in inputs]
     sizes = [len(x) for x in inputs]
     stacked = getattr(model, method)([item for x in inputs for item in x])
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
@@ -150,11 +151,26 @@ def build(args: dict) -> serve.Application:
 
 
 def deploy(
-    name: str, replicas: int = 1, cpus: float = 1, gpus: float = 0, max_batch_size: int = 8, batch_wait_timeout_s: float = 0.005
+    name: str,
+    replicas: int = 1,
+    cpus: float = 1,
+    gpus: float = 0,
+    max_batch_size: int = 8,
+    batch_wait_timeout_s: float = 0.005,
+    autoscale: tuple[int, int] | None = None,
 ) -> None:
-    """Start (or update) the Serve application ``name``: ``replicas`` copies of the model."""
+    """Start (or update) the Serve application ``name``: ``replicas`` copies of the model.
+
+    ``autoscale`` (min, max) lets Serve choose the number of replicas instead, aiming at four
+    requests in flight per replica.
+    """
+    scaling = (
+        {"autoscaling_config": {"min_replicas": autoscale[0], "max_replicas": autoscale[1], "target_ongoing_requests": 4}}
+        if autoscale
+        else {"num_replicas": replicas}
+    )
     application = ModelServer.options(
-        num_replicas=replicas,
+        **scaling,
         ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
         user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s},
     ).bind(name)

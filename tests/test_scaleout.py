@@ -35,12 +35,12 @@ SEED = shapesworld.SPLITS["test"].start + 7000
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> str:
-    """A local Ray with 2 CPUs: the U-Net with two replicas, the local Faster R-CNN, mini-CLIP and SimCLR encoder with one."""
+    """A local Ray with 2 CPUs: the U-Net with two replicas, the local Faster R-CNN and mini-CLIP with one, SimCLR autoscaled."""
     serving.connect(None, num_cpus=2)
     serving.deploy("unet-shapes", replicas=2, cpus=0.5)
     serving.deploy("fasterrcnn-shapes", replicas=1, cpus=0.5)
-    serving.deploy("clip-shapes", replicas=1, cpus=0.25)
-    serving.deploy("simclr-shapes", replicas=1, cpus=0.25)
+    serving.deploy("clip-shapes", replicas=1, cpus=0.2)
+    serving.deploy("simclr-shapes", cpus=0.15, autoscale=(1, 2))
     yield ray.get_runtime_context().gcs_address
     serve.shutdown()
     ray.shutdown()
