@@ -33,8 +33,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import ray
 import torch
+
+# Ray's background threads (a Serve handle's router pushes metrics) call ray.init() by themselves when
+# Ray is not running, e.g. after a shutdown: a second, silent Ray. This module connects explicitly.
+os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
+import ray
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import DeploymentUnavailableError, RayServeException

@@ -22,11 +22,10 @@ import models
 import shapesworld
 from models.cache import ModelCache
 
-ray = pytest.importorskip("ray", reason="the ray backend's tests need requirements-ray.txt (make test installs it)")
+serving = pytest.importorskip("models.serving", reason="the ray backend's tests need requirements-ray.txt (make test installs it)")
+import ray  # after models.serving, which turns off Ray's auto-connect first
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
-
-from models import serving
 
 pytestmark = pytest.mark.timeout(900)
 ROOT = Path(__file__).resolve().parent.parent
