@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
+import stat
 import sys
 import threading
 import time
@@ -91,7 +93,16 @@ class SoakReport:
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) if folder.exists() else 0
+    """Bytes of the files under ``folder``; files the app's sweep deletes while this walks are skipped."""
+    total = 0
+    for parent, _, names in os.walk(folder):  # os.walk skips folders that vanish under it
+        for name in names:
+            try:
+                info = os.lstat(os.path.join(parent, name))
+            except FileNotFoundError:
+                continue
+            total += info.st_size if stat.S_ISREG(info.st_mode) else 0  # links are not counted twice
+    return total
 
 
 def scene_png(seed: int, folder: Path) -> Path:

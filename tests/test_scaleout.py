@@ -8,6 +8,7 @@ with Serve's own schema.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,9 @@ import models
 import shapesworld
 from models.cache import ModelCache
 
+# This process shuts its Ray down while the suite goes on: a handle's router would keep pushing
+# autoscaling metrics to the gone controller and log an error every few seconds. Replicas report instead.
+os.environ.setdefault("RAY_SERVE_COLLECT_AUTOSCALING_METRICS_ON_HANDLE", "0")
 serving = pytest.importorskip("models.serving", reason="the ray backend's tests need requirements-ray.txt (make test installs it)")
 import ray  # after models.serving, which turns off Ray's auto-connect first
 from ray import serve
