@@ -22,6 +22,7 @@ from torchvision.models import detection as tv_det
 from torchvision.ops import batched_nms
 from torchvision.transforms._presets import ObjectDetection
 
+from .batching import same_size_groups
 from .nets.detection import DetectorConfig, build_detector
 from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
 from .spec import ModelSpec, local_spec as local_model_spec
@@ -172,14 +173,11 @@ class Detector(nn.Module):
     def forward_batch(self, images: list[Image.Image]) -> list[RawDetections]:
         """Several images, one network call per image size: a Serve replica's dynamic batch.
 
-        torchvision's detectors take a list of images and pad them to a common size; only images of
-        the same size share a call, so each image's answer is what it gets alone.
+        torchvision's detectors pad a list of images to a common size, so only images of one size
+        share a call (``same_size_groups``).
         """
         results: list[RawDetections | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            by_size.setdefault(image.size, []).append(index)
-        for indices in by_size.values():
+        for indices in same_size_groups(images):
             outputs = self.network([self.preprocess(images[i]) for i in indices])
             for output, i in zip(outputs, indices):
                 results[i] = self._raw(output, images[i])

@@ -17,6 +17,7 @@ from torch import nn
 from torchvision.models import segmentation as tv_seg
 from torchvision.transforms._presets import SemanticSegmentation
 
+from .batching import same_size_groups
 from .nets.unet import UNet, UNetConfig
 from .sources import LocalWeights, TorchvisionWeights
 from .spec import ModelSpec
@@ -57,16 +58,9 @@ class Segmenter(nn.Module):
 
     @torch.inference_mode()
     def forward_batch(self, images: list[Image.Image]) -> list[SegmentationOutput]:
-        """Several images, one network call per image size: a Serve replica's dynamic batch.
-
-        Only images of the same size share a call, so each image's answer is what it gets alone
-        (no padding to a neighbour's size).
-        """
+        """Several images, one network call per image size (``same_size_groups``): a Serve replica's dynamic batch."""
         outputs: list[SegmentationOutput | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            by_size.setdefault(image.size, []).append(index)
-        for indices in by_size.values():
+        for indices in same_size_groups(images):
             prepared = [self.preprocess(images[i]) for i in indices]
             logits = self.network(torch.cat([x for x, _ in prepared]))
             if isinstance(logits, dict):  # torchvision's models return {"out": ..., "aux": ...}

@@ -25,6 +25,7 @@ runs without Ray (``requirements-ray.txt``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -139,10 +140,9 @@ def run_together(model: nn.Module, method: str, batching: Batching, inputs: list
     if batching == "items":
         together = getattr(model, f"{method}_batch", None)  # DETR has no forward_batch: one call each
         return together(inputs) if together else [getattr(model, method)(x) for x in inputs]
-    sizes = [len(x) for x in inputs]
     stacked = getattr(model, method)([item for x in inputs for item in x])
-    starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return [stacked[start : start + size] for start, size in zip(starts, sizes)]
+    ends = list(itertools.accumulate(len(x) for x in inputs))
+    return [stacked[end - len(x) : end] for x, end in zip(inputs, ends)]
 
 
 def build(args: dict) -> serve.Application:
