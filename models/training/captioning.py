@@ -8,7 +8,8 @@
 Data: ShapesWorld scenes (128x128, the default generator) rendered once into a pool, put through
 the model's own image processor (BLIP's, at 96x96) and kept in memory; captions and
 question-answer pairs come with each scene. Every step draws a batch of scenes (captioning) or of
-question-answer pairs (VQA) from the pool.
+question-answer pairs (VQA) from the pool. Each scene also keeps a label for every patch of the
+image encoder (``patch_labels``), the target of the training-only auxiliary loss (``PatchProbe``).
 
 Metrics (``--json`` keys):
 - ``caption_all_attributes``: share of scenes whose greedy caption names as many objects as the
@@ -39,7 +40,8 @@ from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuesti
 import shapesworld
 from models.captioning import Answerer, Captioner, Decoding
 from models.sources import LocalWeights
-from models.nets.captioning import VOCABULARY, LstmCaptioner, LstmCaptionerConfig, image_processor, shapes_tokenizer, tiny_blip_config
+from models.nets.captioning import IMAGE_SIZE, PATCH_SIZE, VOCABULARY, LstmCaptioner, LstmCaptionerConfig, image_processor, shapes_tokenizer, tiny_blip_config
+from shapesworld import COLOURS, PERSON, SHAPES
 from shapesworld.language import captions_for, named_objects
 
 from .common import WEIGHTS_DIR, TrainLog, bf16_autocast_pays, save_checkpoint, seed_everything
@@ -58,14 +60,19 @@ class Recipe:
     scenes: int = 40_000
     batch: int = 64
     init_from: str | None = None  # a shipped captioner whose image encoder and text side start this model
+    patch_loss: float = 0.0  # weight of the auxiliary per-patch colour-and-shape loss on the image encoder (0: none)
+    image_size: int = IMAGE_SIZE
+    patch_size: int = PATCH_SIZE
 
 
 RECIPES = {
-    "blip-caption-shapes": Recipe("caption", "blip", steps=3500, lr=1e-3),
+    # The per-patch loss (``PatchProbe``) at weight 3: after 1,200 steps on 200 validation scenes it
+    # lifted ``caption_all_attributes`` from 0.33 (none) to 0.525 (weight 1) and 0.575 (weight 3).
+    "blip-caption-shapes": Recipe("caption", "blip", steps=5000, lr=1e-3, patch_loss=3.0),
     "lstm-caption-shapes": Recipe("caption", "lstm", steps=1500, lr=1e-3),
     # As BLIP's own VQA model is fine-tuned from pre-trained BLIP: from scratch, the answer's single
     # token is too thin a signal for the ViT to learn to see in 30 minutes; a caption's dozen tokens are not.
-    "blip-vqa-shapes": Recipe("answer", "blip", steps=3500, lr=5e-4, init_from="blip-caption-shapes"),
+    "blip-vqa-shapes": Recipe("answer", "blip", steps=3800, lr=5e-4, init_from="blip-caption-shapes", patch_loss=3.0),
 }
 
 
@@ -76,28 +83,53 @@ class Pool:
     pixels: torch.Tensor  # (N, 3, S, S) float16
     captions: list[str]
     qa: list[tuple[int, str, str]]  # (scene index, question, answer)
+    patch_labels: torch.Tensor  # (N, G, G) uint8: what each image-encoder patch mostly shows (see ``patch_labels``)
 
 
-def render_pool(first_seed: int, count: int, processor, chunk: int = 500, workers: int | None = None) -> Pool:
-    """Render ``count`` scenes from ``first_seed`` on, in chunks spread over ``workers`` processes (default: one per core)."""
+def render_pool(first_seed: int, count: int, processor, grid: int, chunk: int = 500, workers: int | None = None) -> Pool:
+    """Render ``count`` scenes from ``first_seed`` on, in chunks spread over ``workers`` processes (default: one per core).
+
+    ``grid`` is the image encoder's patch grid side, for the patch labels.
+    """
     starts = range(first_seed, first_seed + count, chunk)
-    jobs = [(start, min(chunk, first_seed + count - start), processor) for start in starts]
+    jobs = [(start, min(chunk, first_seed + count - start), processor, grid) for start in starts]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         parts = list(pool.map(_render_chunk, jobs))
-    pixels, captions, qa = [], [], []
-    for chunk_pixels, chunk_captions, chunk_qa in parts:
+    pixels, captions, qa, labels = [], [], [], []
+    for chunk_pixels, chunk_captions, chunk_qa, chunk_labels in parts:
         qa.extend((len(captions) + scene, question, answer) for scene, question, answer in chunk_qa)
         captions.extend(chunk_captions)
         pixels.append(chunk_pixels)
-    return Pool(torch.cat(pixels), captions, qa)
+        labels.append(chunk_labels)
+    return Pool(torch.cat(pixels), captions, qa, torch.cat(labels))
 
 
-def _render_chunk(job: tuple) -> tuple[torch.Tensor, list[str], list[tuple[int, str, str]]]:
-    start, count, processor = job
+def _render_chunk(job: tuple) -> tuple[torch.Tensor, list[str], list[tuple[int, str, str]], torch.Tensor]:
+    start, count, processor, grid = job
+    torch.set_num_threads(1)  # one process per core already
     scenes = [shapesworld.generate(seed) for seed in range(start, start + count)]
     pixels = processor(images=[s.image for s in scenes], return_tensors="pt").pixel_values.half()
     qa = [(i, pair.question, pair.answer) for i, scene in enumerate(scenes) for pair in scene.qa]
-    return pixels, [s.caption for s in scenes], qa
+    return pixels, [s.caption for s in scenes], qa, torch.stack([patch_labels(s, grid) for s in scenes])
+
+
+PATCH_LABELS: tuple[str, ...] = ("background", PERSON, *(f"{c} {s}" for c in COLOURS for s in SHAPES))
+"""The auxiliary loss's classes: what a patch of the image mostly shows."""
+
+
+def patch_labels(scene: shapesworld.Scene, grid: int, background_weight: float = 0.25) -> torch.Tensor:
+    """A (grid, grid) map of ``PATCH_LABELS`` indices: the class covering most of each patch.
+
+    Background counts a quarter, so a patch a small shape only partly fills is labelled with the
+    shape: those are the patches where the caption's shape words are won or lost.
+    """
+    names = ["background", *(PERSON if o.kind == PERSON else f"{o.colour} {o.kind}" for o in scene.objects)]
+    classes = sorted({PATCH_LABELS.index(n) for n in names})
+    per_instance = torch.tensor([classes.index(PATCH_LABELS.index(n)) for n in names])  # instance id -> row of ``classes``
+    local = per_instance[torch.from_numpy(scene.instance_map).long()]
+    shares = torch.nn.functional.adaptive_avg_pool2d(torch.nn.functional.one_hot(local, len(classes)).permute(2, 0, 1).float(), grid)
+    shares[0] *= background_weight
+    return torch.tensor(classes, dtype=torch.uint8)[shares.argmax(0)]
 
 
 def build_network(recipe: Recipe) -> torch.nn.Module:
@@ -106,7 +138,7 @@ def build_network(recipe: Recipe) -> torch.nn.Module:
     if recipe.init_from:
         return vqa_from_captioner(LocalWeights(recipe.init_from))
     cls = BlipForConditionalGeneration if recipe.job == "caption" else BlipForQuestionAnswering
-    return cls(tiny_blip_config())
+    return cls(tiny_blip_config(image_size=recipe.image_size, patch_size=recipe.patch_size))
 
 
 def vqa_from_captioner(source: LocalWeights) -> BlipForQuestionAnswering:
@@ -124,6 +156,34 @@ def vqa_from_captioner(source: LocalWeights) -> BlipForQuestionAnswering:
     return network
 
 
+def scenes_of(recipe: Recipe, pool: Pool, pick: torch.Tensor) -> torch.Tensor:
+    """The pool's scene index of each picked item (a scene when captioning, a question-answer pair otherwise)."""
+    if recipe.job == "caption":
+        return pick
+    return torch.tensor([pool.qa[i][0] for i in pick.tolist()])
+
+
+class PatchProbe:
+    """An auxiliary loss: a linear layer must read each patch's colour and shape off the image encoder's output.
+
+    The caption's few shape words are a thin signal for a ViT learning to see from scratch; a
+    label for each of its 144 patches (from ShapesWorld's masks) is a dense one, as token labelling
+    is for ViTs on ImageNet. The probe is training-only: the shipped model is the plain BLIP.
+    """
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.head = torch.nn.Linear(network.config.vision_config.hidden_size, len(PATCH_LABELS))
+        self.features: torch.Tensor | None = None
+        network.vision_model.register_forward_hook(self._keep)
+
+    def _keep(self, _module: torch.nn.Module, _inputs: tuple, outputs: tuple) -> None:
+        self.features = outputs[0][:, 1:]  # the patch tokens after the final layer norm ([CLS] dropped)
+
+    def loss(self, labels: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.features.float())
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten().long())
+
+
 def batch_loss(network: torch.nn.Module, recipe: Recipe, pool: Pool, pick: torch.Tensor, tokenizer) -> torch.Tensor:
     """The library's own training loss: BLIP's shifted LM loss on captions or answers, or the LSTM's."""
     if recipe.job == "caption":
@@ -134,7 +194,7 @@ def batch_loss(network: torch.nn.Module, recipe: Recipe, pool: Pool, pick: torch
             return network(input_ids=text.input_ids, pixel_values=pixels, labels=labels).loss
         return network(pixel_values=pixels, input_ids=text.input_ids, attention_mask=text.attention_mask, labels=labels).loss
     rows = [pool.qa[i] for i in pick.tolist()]
-    pixels = pool.pixels[torch.tensor([scene for scene, _, _ in rows])].float()
+    pixels = pool.pixels[scenes_of(recipe, pool, pick)].float()
     questions = tokenizer([q for _, q, _ in rows], padding=True, return_tensors="pt")
     answers = tokenizer([a for _, _, a in rows], padding=True, return_tensors="pt").input_ids  # [CLS] word [SEP]
     return network(pixel_values=pixels, input_ids=questions.input_ids, attention_mask=questions.attention_mask, labels=answers).loss
@@ -142,7 +202,7 @@ def batch_loss(network: torch.nn.Module, recipe: Recipe, pool: Pool, pick: torch
 
 def wrap(network: torch.nn.Module, recipe: Recipe, name: str) -> Captioner | Answerer:
     cls = Captioner if recipe.job == "caption" else Answerer
-    return cls(network.eval(), image_processor(), shapes_tokenizer(), name)
+    return cls(network.eval(), image_processor(_image_size(network)), shapes_tokenizer(), name)
 
 
 def train(
@@ -160,11 +220,13 @@ def train(
     log = TrainLog()
     tokenizer = shapes_tokenizer()
     first = shapesworld.SPLITS["train"].start + seed * 100_000
-    pool = render_pool(first, recipe.scenes, image_processor())
+    pool = render_pool(first, recipe.scenes, image_processor(recipe.image_size), recipe.image_size // recipe.patch_size)
     pool_seconds = log.elapsed
     print(f"[{pool_seconds:7.1f}s] rendered {len(pool.captions)} scenes ({len(pool.qa)} questions) from seed {first}", flush=True)
     network = build_network(recipe).to(device)
-    opt = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=0.05)
+    probe = PatchProbe(network) if recipe.patch_loss else None
+    parameters = [*network.parameters(), *(probe.head.to(device).parameters() if probe else ())]
+    opt = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps, pct_start=max(0.05, 2 / steps))
     bf16 = device == "cpu" and bf16_autocast_pays()
     generator = torch.Generator().manual_seed(seed)
@@ -174,12 +236,16 @@ def train(
         pick = torch.randint(items, (recipe.batch,), generator=generator)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16 or device.startswith("cuda")):
             loss = batch_loss(network, recipe, _on(pool, device), pick, tokenizer)
+            extra = {}
+            if probe:
+                extra["patch_loss"] = probe.loss(pool.patch_labels[scenes_of(recipe, pool, pick)].to(device))
+                loss = loss + recipe.patch_loss * extra["patch_loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         opt.step()
         sched.step()
-        log.step(step, steps, loss=loss.item(), lr=sched.get_last_lr()[0])
+        log.step(step, steps, loss=loss.item(), lr=sched.get_last_lr()[0], **{k: v.item() for k, v in extra.items()})
         if step % val_every == 0 and step != steps:
             quick = evaluate(wrap(network, recipe, name), seed=VAL_SEED, count=100)
             print(f"  val {quick}", flush=True)
@@ -196,6 +262,7 @@ def train(
             "optimizer": "AdamW (weight decay 0.05), one-cycle schedule, grad-norm clip 1",
             "pool_scenes": recipe.scenes, "pool_seeds": f"{first}..{first + recipe.scenes - 1}",
             "initialised_from": _initialised_from(recipe),
+            "auxiliary_loss": f"per-patch colour and shape (PatchProbe), weight {recipe.patch_loss}" if recipe.patch_loss else "none",
             "autocast": "bfloat16" if bf16 else "none",
         },
         "pool_seconds": round(pool_seconds, 1),
@@ -224,8 +291,13 @@ def _card_base(network: torch.nn.Module) -> dict:
         "architecture": type(network).__name__,
         "config": network.config.to_dict(),
         "vocabulary": list(VOCABULARY),
-        "image_size": image_processor().size["height"],
+        "image_size": _image_size(network),
     }
+
+
+def _image_size(network: torch.nn.Module) -> int:
+    config = network.config
+    return config.image_size if isinstance(config, LstmCaptionerConfig) else config.vision_config.image_size
 
 
 def load_network(card: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
