@@ -39,8 +39,17 @@ from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuesti
 
 import shapesworld
 from models.captioning import Answerer, Captioner, Decoding
+from models.nets.captioning import (
+    IMAGE_SIZE,
+    PATCH_SIZE,
+    VOCABULARY,
+    LstmCaptioner,
+    LstmCaptionerConfig,
+    image_processor,
+    shapes_tokenizer,
+    tiny_blip_config,
+)
 from models.sources import LocalWeights
-from models.nets.captioning import IMAGE_SIZE, PATCH_SIZE, VOCABULARY, LstmCaptioner, LstmCaptionerConfig, image_processor, shapes_tokenizer, tiny_blip_config
 from shapesworld import COLOURS, PERSON, SHAPES
 from shapesworld.language import captions_for, named_objects
 
