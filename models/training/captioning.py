@@ -193,19 +193,21 @@ class PatchProbe:
         return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten().long())
 
 
-def batch_loss(network: torch.nn.Module, recipe: Recipe, pool: Pool, pick: torch.Tensor, tokenizer) -> torch.Tensor:
-    """The library's own training loss: BLIP's shifted LM loss on captions or answers, or the LSTM's."""
+def batch_loss(network: torch.nn.Module, recipe: Recipe, pool: Pool, pick: torch.Tensor, scenes: torch.Tensor, tokenizer) -> torch.Tensor:
+    """The library's own training loss: BLIP's shifted LM loss on captions or answers, or the LSTM's.
+
+    ``scenes`` is ``scenes_of(recipe, pool, pick)``; the text goes where the pool's pixels are.
+    """
+    pixels = pool.pixels[scenes].float()
     if recipe.job == "caption":
-        pixels = pool.pixels[pick].float()
-        text = tokenizer([pool.captions[i] for i in pick.tolist()], padding=True, return_tensors="pt")
+        text = tokenizer([pool.captions[i] for i in pick.tolist()], padding=True, return_tensors="pt").to(pixels.device)
         labels = text.input_ids.masked_fill(text.attention_mask == 0, -100)
         if recipe.network == "lstm":
             return network(input_ids=text.input_ids, pixel_values=pixels, labels=labels).loss
         return network(pixel_values=pixels, input_ids=text.input_ids, attention_mask=text.attention_mask, labels=labels).loss
     rows = [pool.qa[i] for i in pick.tolist()]
-    pixels = pool.pixels[scenes_of(recipe, pool, pick)].float()
-    questions = tokenizer([q for _, q, _ in rows], padding=True, return_tensors="pt")
-    answers = tokenizer([a for _, _, a in rows], padding=True, return_tensors="pt").input_ids  # [CLS] word [SEP]
+    questions = tokenizer([q for _, q, _ in rows], padding=True, return_tensors="pt").to(pixels.device)
+    answers = tokenizer([a for _, _, a in rows], padding=True, return_tensors="pt").input_ids.to(pixels.device)  # [CLS] word [SEP]
     return network(pixel_values=pixels, input_ids=questions.input_ids, attention_mask=questions.attention_mask, labels=answers).loss
 
 
@@ -232,6 +234,7 @@ def train(
     pool = render_pool(first, recipe.scenes, image_processor(recipe.image_size), recipe.image_size // recipe.patch_size)
     pool_seconds = log.elapsed
     print(f"[{pool_seconds:7.1f}s] rendered {len(pool.captions)} scenes ({len(pool.qa)} questions) from seed {first}", flush=True)
+    pool = _on(pool, device)  # once: the whole pool lives where the network does
     network = build_network(recipe).to(device)
     probe = PatchProbe(network) if recipe.patch_loss else None
     parameters = [*network.parameters(), *(probe.head.to(device).parameters() if probe else ())]
@@ -243,11 +246,12 @@ def train(
     for step in range(1, steps + 1):
         network.train()
         pick = torch.randint(items, (recipe.batch,), generator=generator)
+        scenes = scenes_of(recipe, pool, pick)
         with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16 or device.startswith("cuda")):
-            loss = batch_loss(network, recipe, _on(pool, device), pick, tokenizer)
+            loss = batch_loss(network, recipe, pool, pick, scenes, tokenizer)
             extra = {}
             if probe:
-                extra["patch_loss"] = probe.loss(pool.patch_labels[scenes_of(recipe, pool, pick)].to(device))
+                extra["patch_loss"] = probe.loss(pool.patch_labels[scenes])
                 loss = loss + recipe.patch_loss * extra["patch_loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -291,7 +295,7 @@ def _initialised_from(recipe: Recipe) -> str:
 
 
 def _on(pool: Pool, device: str) -> Pool:
-    return pool if device == "cpu" else Pool(pool.pixels.to(device), pool.captions, pool.qa)
+    return pool if device == "cpu" else Pool(pool.pixels.to(device), pool.captions, pool.qa, pool.patch_labels.to(device))
 
 
 def _card_base(network: torch.nn.Module) -> dict:
