@@ -178,16 +178,26 @@ def named_endpoint(fn: Callable[P, R], name: str) -> Callable[P, R]:
     return endpoint
 
 
-def on_new_input(fn: Callable, inputs: list, outputs: list, *, button, image, examples, api_name: str) -> None:
+def on_new_input(
+    fn: Callable, inputs: list, outputs: list, *, button, image, examples, api_name: str,
+    new_scene=None, draw: Callable[[], str] | None = None,
+) -> None:
     """Run a tab's main action on a click (its public endpoint), a fresh upload and a picked example.
 
-    Each path clears the outputs if it fails (``clear_on_failure``).
+    ``new_scene`` (a button, see ``demos.scenes``) puts the file ``draw()`` returns (a new unseen
+    scene by default) into ``image`` and runs the action on it. Each path clears the outputs if it
+    fails (``clear_on_failure``).
     """
     events = [
         button.click(named_endpoint(fn, api_name), inputs, outputs, api_name=api_name),
         image.upload(fn, inputs, outputs, api_visibility="private"),
         examples.load_input_event.then(fn, inputs, outputs, api_visibility="private"),
     ]
+    if new_scene is not None:
+        from . import scenes  # scenes builds on this module
+
+        drawn = new_scene.click(draw or scenes.new_scene_file, None, image, api_visibility="private", show_progress="hidden")
+        events.append(drawn.then(fn, inputs, outputs, api_visibility="private"))
     for event in events:
         clear_on_failure(event, outputs)
 

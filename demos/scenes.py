@@ -1,0 +1,104 @@
+"""ShapesWorld inputs in the page: a "New unseen scene" button, and the ground truth of an input that is one.
+
+A tab that takes a ShapesWorld scene offers a button that draws one from a random unseen seed
+(the test split, past the seeds used as examples), and shows that scene's ground truth beside
+the prediction. An input counts as a scene only when its pixels are exactly what its seed
+renders: the file name (``shapesworld-<seed>.png``) proposes a seed, the pixels confirm it, so a
+renamed photo never gets a made-up ground truth.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+import shapesworld
+
+from . import common
+
+SCENE_NAME = re.compile(r"shapesworld-(\d+)\.png$")
+OBJECT_NAME = re.compile(r"shapesworld-object-(\d+)\.png$")
+OBJECT_SIDE = 64  # the side single objects are drawn at, as the local CLIP and retrieval models saw them
+FIRST_DRAWN = 1_000  # test seeds below this one are left to the examples
+
+
+def examples_folder() -> Path:
+    folder = common.OUTPUT_DIR / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def random_unseen_seed() -> int:
+    """A seed of the test split that no local model trained on (and no example uses)."""
+    test = shapesworld.SPLITS["test"]
+    return random.randrange(test.start + FIRST_DRAWN, test.stop)
+
+
+@functools.lru_cache(maxsize=64)
+def scene(seed: int) -> shapesworld.Scene:
+    """The scene of ``seed`` (cached: a page asks for the same scene's truth at every redraw)."""
+    return shapesworld.generate(seed)
+
+
+def scene_file(seed: int) -> str:
+    """The PNG of scene ``seed`` in the examples folder (spared by the file sweep), written once."""
+    path = examples_folder() / f"shapesworld-{seed}.png"
+    if not path.exists():
+        Image.fromarray(scene(seed).image).save(path)
+    return str(path)
+
+
+def object_file(seed: int) -> str:
+    """The PNG of single object ``seed`` (what the CLIP and retrieval tabs take), written once."""
+    path = examples_folder() / f"shapesworld-object-{seed}.png"
+    if not path.exists():
+        Image.fromarray(shapesworld.single_object(seed, OBJECT_SIDE)[0]).save(path)
+    return str(path)
+
+
+def new_scene_file() -> str:
+    return scene_file(random_unseen_seed())
+
+
+def new_object_file() -> str:
+    return object_file(random_unseen_seed())
+
+
+def _pixels(path: str) -> np.ndarray | None:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError:
+        return None
+
+
+def scene_of(path: str | None) -> shapesworld.Scene | None:
+    """The ShapesWorld scene ``path`` shows, or None: named like one and pixel for pixel what its seed draws."""
+    match = SCENE_NAME.search(Path(path).name) if path else None
+    if match is None:
+        return None
+    truth = scene(int(match.group(1)))
+    pixels = _pixels(path)
+    return truth if pixels is not None and np.array_equal(pixels, truth.image) else None
+
+
+def object_of(path: str | None) -> tuple[int, str] | None:
+    """(seed, prompt such as "a large red star") of the single object ``path`` shows, or None (as ``scene_of``)."""
+    match = OBJECT_NAME.search(Path(path).name) if path else None
+    if match is None:
+        return None
+    seed = int(match.group(1))
+    image, prompt = shapesworld.single_object(seed, OBJECT_SIDE)
+    pixels = _pixels(path)
+    return (seed, prompt) if pixels is not None and np.array_equal(pixels, image) else None
+
+
+def new_scene_button(label: str = "New unseen scene") -> gr.Button:
+    """The button; ``common.on_new_input(..., new_scene=button)`` wires it to draw a scene and run the tab."""
+    return gr.Button(label, variant="secondary", size="sm")
