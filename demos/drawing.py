@@ -6,6 +6,8 @@ keeps its colour across processes and restarts.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -58,14 +60,112 @@ def heatmap(values: np.ndarray, value_range: tuple[float, float] | None = None) 
     return (_HEAT_STOPS[low] * (1 - frac) + _HEAT_STOPS[low + 1] * frac).astype(np.uint8)
 
 
-def heat_overlay(image: Image.Image, values: np.ndarray, opacity: float = 0.55, target: int = 384) -> Image.Image:
-    """A coarse map (a ViT's patch grid, values in [0, 1]) blended over ``image``, smoothly upsampled.
+class HeatScale(NamedTuple):
+    """What a heat map's colours mean: ``low`` and ``high`` are the values at the two ends of the colour map.
+
+    A plain tuple ``(low, high, "what the value is")`` works wherever a ``HeatScale`` is asked for.
+    """
+
+    low: float
+    high: float
+    meaning: str
+
+
+def heat_overlay(
+    image: Image.Image, values: np.ndarray, opacity: float = 0.55, target: int = 384, scale: HeatScale | tuple | None = None
+) -> Image.Image:
+    """A coarse map (a ViT's patch grid, a keypoint's probabilities) blended over ``image``, smoothly upsampled.
 
     Small images are enlarged first (``upscale_for_display``), so a 128 px scene's map is readable.
+    With ``scale`` the values are coloured over ``scale``'s range and a colour bar saying what they
+    mean is drawn beside the image (``with_colour_bar``); without it they are taken to lie in [0, 1]
+    and no bar is drawn.
     """
+    scale = HeatScale(*scale) if scale is not None else None
     base = upscale_for_display(image, target)
-    heat = Image.fromarray(heatmap(values, value_range=(0.0, 1.0))).resize(base.size, Image.Resampling.BICUBIC)
-    return Image.blend(base, heat, opacity)
+    value_range = (scale.low, scale.high) if scale else (0.0, 1.0)
+    heat = Image.fromarray(heatmap(values, value_range)).resize(base.size, Image.Resampling.BICUBIC)
+    blended = Image.blend(base, heat, opacity)
+    return with_colour_bar(blended, scale) if scale else blended
+
+
+def heat_image(values: np.ndarray, scale: HeatScale | tuple, target: int = 384) -> Image.Image:
+    """A heat map alone (no photo under it), each value a crisp pixel, enlarged to about ``target``, with its colour bar."""
+    scale = HeatScale(*scale)
+    return with_colour_bar(upscale_for_display(Image.fromarray(heatmap(values, (scale.low, scale.high))), target), scale)
+
+
+def with_colour_bar(image: Image.Image, scale: HeatScale | tuple) -> Image.Image:
+    """``image`` with ``colour_bar`` beside it on the right, the bar as tall as the image."""
+    bar = colour_bar(image.height, scale)
+    canvas = Image.new("RGB", (image.width + bar.width, image.height), (255, 255, 255))
+    canvas.paste(image.convert("RGB"), (0, 0))
+    canvas.paste(bar, (image.width, 0))
+    return canvas
+
+
+def colour_bar(height: int, scale: HeatScale | tuple) -> Image.Image:
+    """A vertical colour bar ``height`` pixels tall: the colour map (high at the top), ticks labelled with values, and what they mean.
+
+    Text is sized from ``height`` so the bar stays readable when the page scales the whole picture
+    down to a phone's width; the meaning is written along the bar, as in a plotted figure.
+    """
+    scale = HeatScale(*scale)
+    size = max(11, round(height / 24))
+    font = ImageFont.load_default(size=size)
+    pad, strip, tick = size // 2, max(10, size), max(3, size // 3)
+    top, bottom = size, height - size  # room for the end labels' half heights
+    ticks = 5 if bottom - top >= 8 * size else 3 if bottom - top >= 3 * size else 2
+    values = np.linspace(scale.high, scale.low, ticks)
+    labels = [_tick_label(v) for v in values]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_width = max(probe.textlength(text, font=font) for text in labels)
+    title = _fitted_title(scale.meaning, bottom - top, size)
+    width = pad + strip + tick + 3 + int(np.ceil(label_width)) + pad + (title.width + pad if title else 0)
+    bar = Image.new("RGB", (width, height), (255, 255, 255))
+    ramp = np.linspace(1.0, 0.0, max(bottom - top, 1))[:, None].repeat(strip, axis=1)
+    bar.paste(Image.fromarray(heatmap(ramp, (0.0, 1.0))), (pad, top))
+    draw = ImageDraw.Draw(bar)
+    ink = (40, 40, 40)
+    draw.rectangle((pad - 1, top - 1, pad + strip, bottom), outline=ink)
+    for value, text in zip(values, labels):
+        frac = (scale.high - value) / (scale.high - scale.low) if scale.high != scale.low else 0.0
+        y = round(top + frac * (bottom - top - 1))
+        draw.line((pad + strip, y, pad + strip + tick, y), fill=ink, width=1)
+        draw.text((pad + strip + tick + 3, y), text, fill=ink, font=font, anchor="lm")
+    if title:
+        bar.paste(title, (width - pad - title.width, (height - title.height) // 2))
+    return bar
+
+
+def _tick_label(value: float) -> str:
+    """A tick's value in at most three significant digits, without a stray minus sign on zero."""
+    text = f"{value:.3g}"
+    return "0" if text == "-0" else text
+
+
+def _fitted_title(text: str, length: int, size: int) -> Image.Image | None:
+    """``text`` rotated to read upwards along a bar ``length`` pixels long: shrunk, then broken into lines, to fit."""
+    if not text:
+        return None
+    font, lines = ImageFont.load_default(size=size), [text]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    while size > 10 and probe.textlength(text, font=font) > length:
+        size -= 1
+        font = ImageFont.load_default(size=size)
+    if probe.textlength(text, font=font) > length:  # still too long: as many words per line as fit
+        lines = []
+        for word in text.split():
+            if lines and probe.textlength(f"{lines[-1]} {word}", font=font) <= length:
+                lines[-1] = f"{lines[-1]} {word}"
+            else:
+                lines.append(word)
+    spacing = round(size * 1.25)
+    flat = Image.new("RGB", (max(1, min(length, round(max(probe.textlength(line, font=font) for line in lines)))), spacing * len(lines)), (255, 255, 255))
+    draw = ImageDraw.Draw(flat)
+    for i, line in enumerate(lines):
+        draw.text((flat.width / 2, i * spacing + spacing / 2), line, fill=(40, 40, 40), font=font, anchor="mm")
+    return flat.rotate(90, expand=True)
 
 
 def channel_grid(maps: np.ndarray, max_channels: int = 16, tile: int = 64, gap: int = 2) -> Image.Image:
