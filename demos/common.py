@@ -252,6 +252,18 @@ def prune_old_files_every(folders: list[Path], frequency_seconds: float, age_sec
     return thread
 
 
+# ---------------------------------------------------------------- settings
+
+
+def int_slider(minimum: int, maximum: int, value: int, *, label: str, step: int = 1, **kwargs) -> gr.Slider:
+    """A slider for a count (k, steps, beams, captions, detections, images): whole numbers in the page and the API.
+
+    Gradio types a slider's API parameter ``integer``, and hands the handler an ``int``, only with
+    ``precision=0``; without it a count reads ``float`` in ``/gradio_api/info`` and in every client.
+    """
+    return gr.Slider(minimum, maximum, value=value, step=step, precision=0, label=label, **kwargs)
+
+
 # ---------------------------------------------------------------- model picker
 
 

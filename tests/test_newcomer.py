@@ -44,3 +44,17 @@ def test_a_long_meaning_is_broken_into_lines_that_fit_the_bar():
 def test_heat_image_shows_a_map_alone_enlarged_with_its_bar():
     shown = drawing.heat_image(np.linspace(0, 1, 128 * 128).reshape(128, 128), (0, 1, "confidence"))
     assert shown.height == 384 and shown.width > 384
+
+
+def test_a_count_slider_is_an_integer_in_the_api_and_in_the_handler():
+    import gradio as gr
+
+    from demos import common
+
+    with gr.Blocks() as blocks:
+        k = common.int_slider(1, 32, 8, label="Neighbours (k)")
+        shown = gr.Textbox(label="what the handler got")
+        k.change(lambda value: type(value).__name__, k, shown, api_name="count")
+    parameter = blocks.get_api_info()["named_endpoints"]["/count"]["parameters"][0]
+    assert parameter["type"]["type"] == "integer" and parameter["python_type"]["type"] == "int"
+    assert k.preprocess(8.0) == 8 and isinstance(k.preprocess(8.0), int)
