@@ -15,13 +15,16 @@ has passed. A full queue counts as "busy" (Gradio's 503 "Queue is full", sent at
 from __future__ import annotations
 
 import argparse
+import base64
 import itertools
 import json
 import os
 import stat
+import struct
 import sys
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +106,25 @@ def folder_bytes(folder: Path) -> int:
                 continue
             total += info.st_size if stat.S_ISREG(info.st_mode) else 0  # links are not counted twice
     return total
+
+
+def bomb_png(side: int = 10_000) -> bytes:
+    """A valid all-black greyscale PNG of ``side`` x ``side`` pixels that is a few hundred KB: a decompression bomb.
+
+    Compressed row by row, so making it costs this process no more than a row.
+    """
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row = zlib.compressobj(9), bytes(side + 1)  # filter byte 0, then the row
+    pixels = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def data_url(png: bytes) -> dict:
+    """An image argument as a ``data:`` URL, as REST clients may send one instead of uploading."""
+    return {"path": None, "url": "data:image/png;base64," + base64.b64encode(png).decode(), "meta": {"_type": "gradio.FileData"}}
 
 
 def scene_png(seed: int, folder: Path) -> Path:

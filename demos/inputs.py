@@ -12,6 +12,7 @@ message is a sentence a web user can act on. The UI layer shows that message as-
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Union
@@ -26,6 +27,7 @@ __all__ = [
     "MIN_SIDE",
     "SUPPORTED_FORMATS",
     "ImageSource",
+    "check_header",
     "load_image",
 ]
 
@@ -105,6 +107,20 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE) -> Image.I
     return _fit(image, max_side)
 
 
+def check_header(data: bytes, name: str = "the image") -> None:
+    """Refuse ``data`` (an encoded image) that is no image or too large, from its header alone.
+
+    For images that arrive as bytes (``data:`` URLs) rather than as an uploaded file: the same
+    checks :func:`load_image` makes before decoding, so a small file claiming a huge size is
+    refused before anything decodes it or writes it to disk.
+    """
+    if not data:
+        raise BadInput(f"The image '{name}' is empty (0 bytes). Please send the image again.")
+    with _open(io.BytesIO(data), name) as opened:
+        _check_max_size(opened.size)
+        _check_min_size(opened.size)
+
+
 def _load_file(path: Path, max_side: int) -> Image.Image:
     """Decode the first frame of the file at ``path`` into a new, file-independent image.
 
@@ -121,7 +137,7 @@ def _load_file(path: Path, max_side: int) -> Image.Image:
         return _normalise(opened)
 
 
-def _open(path: Path, name: str) -> Image.Image:
+def _open(path: Path | io.BytesIO, name: str) -> Image.Image:
     """``Image.open`` (header only), with its failures worded for the user."""
     try:
         return Image.open(path)

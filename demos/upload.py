@@ -6,7 +6,12 @@ defines a component class; here that stub describes this one class and hides not
 
 from __future__ import annotations
 
+import base64
+
 import gradio as gr
+from gradio import processing_utils
+
+from .inputs import BadInput, check_header
 
 
 class UploadedImage(gr.Image):
@@ -30,6 +35,22 @@ class UploadedImage(gr.Image):
     def preprocess(self, payload):
         if payload is None:
             return None
-        if payload.path and not (payload.url or "").startswith("data:"):
-            return payload.path
-        return super().preprocess(payload)  # base64 data URLs (webcam streaming)
+        if (payload.url or "").startswith("data:"):
+            return self._store_data_url(payload.url)
+        return payload.path
+
+    def _store_data_url(self, url: str) -> str:
+        """Store a ``data:`` URL's bytes as a file, as an upload would be, once its header passes.
+
+        Gradio's own preprocessing decodes a data URL's image in full and re-encodes it before
+        anything sees its size: a 316 KB PNG claiming 10000 x 10000 pixels took 1.3 GB. Here
+        the header is read first (size in bytes already bounded by the request limit), and the
+        bytes are written unchanged, so ``read_image`` treats them like any uploaded file.
+        """
+        try:
+            data = base64.b64decode(processing_utils.extract_base64_data(url), validate=True)
+            check_header(data)
+        except ValueError as error:  # binascii.Error for bad base64, BadInput for a bad image
+            message = str(error) if isinstance(error, BadInput) else "The image's data: URL is not valid base64."
+            raise gr.Error(message) from None
+        return processing_utils.save_bytes_to_cache(data, "image", self.GRADIO_CACHE)

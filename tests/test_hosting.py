@@ -168,3 +168,92 @@ def test_the_sweep_deletes_old_files_and_empty_folders_and_spares_examples_and_k
     assert removed == 2 and not files["old upload"].exists() and not files["old result"].exists()
     assert not files["old upload"].parent.exists()  # its folder too
     assert files["new upload"].exists() and files["example"].exists() and files["kept"].exists()
+
+
+# ---------------------------------------------------------------- hostile clients (issue: public hosting limits)
+
+UPLOAD_MB = 8
+
+
+@pytest.fixture(scope="module")
+def guarded(planted_torch_home):
+    """The app with an 8 MB upload cap and the MCP server."""
+    flags = ("--max-upload-mb", str(UPLOAD_MB), "--mcp")
+    with AppServer(log_path=ARTIFACTS / "app-server-guarded.log", args=flags) as running:
+        yield running
+
+
+def upload_folder(server) -> Path:
+    return server.tmp / "tmp" / "gradio"
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in files_under(folder)) / 2**20
+
+
+class Growth:
+    """The server's peak RSS growth (VmHWM after a reset, less the RSS before) and upload-folder growth over a block."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def __enter__(self) -> "Growth":
+        from bench import machine
+
+        self.rss = machine.rss_bytes(self.server.pid)
+        assert machine.reset_peak(self.server.pid), "cannot reset the server's VmHWM"
+        self.disk = folder_mb(upload_folder(self.server))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from bench import machine
+
+        self.peak_mb = (machine.peak_since_reset(self.server.pid) - self.rss) / 2**20
+        self.disk_mb = folder_mb(upload_folder(self.server)) - self.disk
+
+
+def call(http: httpx.Client, endpoint: str, data: list, headers: dict | None = None) -> tuple[str, str]:
+    """("complete" | "error" | "refused <status>", the last data line or the refusal's text) of a REST call."""
+    started = http.post(f"gradio_api/call/{endpoint}", json={"data": data}, headers=headers or {})
+    if started.status_code != 200:
+        return f"refused {started.status_code}", started.text
+    lines = http.get(f"gradio_api/call/{endpoint}/{started.json()['event_id']}", headers=headers or {}).text.splitlines()
+    events = [line[6:].strip() for line in lines if line.startswith("event:") and "heartbeat" not in line]
+    payload = next((line[5:].strip() for line in reversed(lines) if line.startswith("data:")), "")
+    return events[-1], payload
+
+
+@pytest.fixture(scope="module")
+def guarded_http(guarded):
+    with httpx.Client(base_url=guarded.url, timeout=120) as client:
+        yield client
+
+
+def test_a_data_url_bomb_is_refused_from_its_header_before_anything_decodes_it(guarded, guarded_http, scene_path):
+    from bench.soak import bomb_png, data_url
+
+    assert call(guarded_http, "segment", [data_url(scene_path.read_bytes()), "unet-shapes", 0.5])[0] == "complete"  # a data URL works
+    with Growth(guarded) as growth:
+        kind, message = call(guarded_http, "segment", [data_url(bomb_png()), "unet-shapes", 0.5])
+    assert kind == "error" and "10000 x 10000" in message and "too large" in message
+    assert growth.peak_mb < 100 and growth.disk_mb < 1, (growth.peak_mb, growth.disk_mb)  # was +1,290 MB
+
+
+def test_a_data_url_bomb_sent_through_mcp_is_refused(guarded):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    from bench.soak import bomb_png
+
+    bomb = "data:image/png;base64," + base64.b64encode(bomb_png()).decode()
+
+    async def call_tool():
+        async with streamablehttp_client(f"{guarded.url}gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool("segment", {"image_path": bomb, "model_name": "unet-shapes", "opacity": 0.5})
+
+    with Growth(guarded) as growth:
+        result = asyncio.run(call_tool())
+    assert result.isError and "too large" in " ".join(getattr(p, "text", "") for p in result.content)
+    assert growth.peak_mb < 100, growth.peak_mb

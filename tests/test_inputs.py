@@ -357,3 +357,21 @@ def test_bad_arrays(array: np.ndarray, hint: str) -> None:
     with pytest.raises(BadInput) as caught:
         load_image(array)
     _assert_user_message(str(caught.value), hint)
+
+
+# ------------------------------------------------------------- bytes (data: URLs)
+
+
+def test_check_header_refuses_a_bomb_from_its_header_alone() -> None:
+    from bench.soak import bomb_png
+
+    with pytest.raises(BadInput, match="10000 x 10000"):
+        inputs.check_header(bomb_png())
+
+
+def test_check_header_refuses_empty_and_non_image_bytes_and_passes_an_image(corpus: dict[str, CorpusItem]) -> None:
+    with pytest.raises(BadInput, match="empty"):
+        inputs.check_header(b"")
+    with pytest.raises(BadInput, match="not an image"):
+        inputs.check_header(b"<html>not a picture</html>")
+    inputs.check_header(corpus["rgb_jpeg"].path.read_bytes())
