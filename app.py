@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prefetch", action="store_true", default=os.environ.get("DVL_PREFETCH", "").lower() in {"1", "true", "yes"},
         help="before serving, download each tab's default pretrained weights (a Space's start step)",
     )
+    import hosting  # imports no Gradio, which must come after configure_environment
+
+    hosting.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -200,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     folders = [common.OUTPUT_DIR, Path(get_upload_folder())]
     common.prune_old_files_every(folders, *cache_schedule(args.cache_age_min), keep=examples_in_gradio_cache)
     app.queue(default_concurrency_limit=2, max_size=args.queue_size)
+    import hosting
+
+    limits = hosting.limits_from(args)
+    hosting.patch_gradio(app, limits)
     app.launch(
         server_name=args.host,
         server_port=args.port,
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         # and every API call is a session of its own: its default of 10,000 let RSS grow by 1.5 GB in a soak.
         state_session_capacity=args.max_sessions,
         mcp_server=args.mcp,
+        app_kwargs={"middleware": hosting.middleware(limits)},
         ssr_mode=False,
         footer_links=["api", "settings"],
         theme=gr.themes.Soft(),

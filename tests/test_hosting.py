@@ -172,15 +172,24 @@ def test_the_sweep_deletes_old_files_and_empty_folders_and_spares_examples_and_k
 
 # ---------------------------------------------------------------- hostile clients (issue: public hosting limits)
 
-UPLOAD_MB = 8
+UPLOAD_MB = 8  # so the request cap is 11.7 MB
+CLIENT_MB = 40
 
 
 @pytest.fixture(scope="module")
 def guarded(planted_torch_home):
-    """The app with an 8 MB upload cap and the MCP server."""
-    flags = ("--max-upload-mb", str(UPLOAD_MB), "--mcp")
+    """The app behind one trusted proxy (clients told apart by X-Forwarded-For), with small per-client shares."""
+    flags = (
+        "--max-upload-mb", str(UPLOAD_MB), "--max-client-mb", str(CLIENT_MB), "--max-files-per-upload", "5",
+        "--max-queued-per-ip", "4", "--forwarded-hops", "1", "--mcp",
+    )
     with AppServer(log_path=ARTIFACTS / "app-server-guarded.log", args=flags) as running:
         yield running
+
+
+def as_client(address: str) -> dict[str, str]:
+    """Headers of a request that reached the app through the trusted proxy from ``address``."""
+    return {"X-Forwarded-For": f"10.9.9.9, {address}"}  # the left entry is the client's own claim: ignored
 
 
 def upload_folder(server) -> Path:
@@ -257,3 +266,100 @@ def test_a_data_url_bomb_sent_through_mcp_is_refused(guarded):
         result = asyncio.run(call_tool())
     assert result.isError and "too large" in " ".join(getattr(p, "text", "") for p in result.content)
     assert growth.peak_mb < 100, growth.peak_mb
+
+
+def test_a_request_body_over_the_cap_is_refused_before_it_is_read(guarded, guarded_http):
+    ten = [("files", (f"f{i}.png", os.urandom(6 * 2**20), "image/png")) for i in range(10)]  # each under the file cap
+    with Growth(guarded) as growth:
+        upload = guarded_http.post("gradio_api/upload", files=ten)
+        json_body = guarded_http.post("gradio_api/call/segment", content=b'{"data": ["' + b"A" * (13 * 2**20) + b'"]}')
+    assert upload.status_code == 413 and "maximum allowed size" in upload.text
+    assert json_body.status_code == 413
+    assert growth.peak_mb < 100 and growth.disk_mb < 1, (growth.peak_mb, growth.disk_mb)  # was 240 MB stored
+
+
+def test_a_streamed_body_without_a_length_is_counted_and_refused_past_the_cap(guarded, guarded_http):
+    def chunks():
+        yield b'{"data": ["'
+        for _ in range(13):
+            yield b"A" * 2**20
+        yield b'"]}'
+
+    with Growth(guarded) as growth:
+        response = guarded_http.post("gradio_api/call/segment", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "maximum allowed size" in response.text
+    assert growth.peak_mb < 100
+
+
+def test_an_upload_of_too_many_files_is_refused_and_nothing_is_kept(guarded, guarded_http):
+    before = files_under(upload_folder(guarded))
+    response = guarded_http.post("gradio_api/upload", files=[("files", (f"f{i}.png", b"x" * 1000, "image/png")) for i in range(6)])
+    assert response.status_code == 400 and "Too many files" in response.text
+    assert files_under(upload_folder(guarded)) == before
+
+
+def test_an_upload_dropped_midway_leaves_no_file(guarded):
+    import socket
+
+    before = files_under(upload_folder(guarded))
+    boundary = "dvlboundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+    with socket.create_connection(("127.0.0.1", guarded.port)) as sock:
+        sock.sendall(
+            f"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {7 * 2**20}\r\n\r\n".encode() + head
+        )
+        sock.sendall(os.urandom(4 * 2**20))
+        time.sleep(1.0)
+        assert files_under(upload_folder(guarded)) - before, "the partial upload was not being written"
+    deadline = time.time() + 10
+    while time.time() < deadline and files_under(upload_folder(guarded)) - before:
+        time.sleep(0.2)
+    assert not files_under(upload_folder(guarded)) - before  # was a 4 MB orphan until the sweep
+
+
+def test_one_client_may_send_only_its_share_within_the_cache_age(guarded_http):
+    def upload(address: str) -> httpx.Response:
+        return guarded_http.post("gradio_api/upload", files={"files": ("p.png", os.urandom(7 * 2**20), "image/png")}, headers=as_client(address))
+
+    statuses = [upload("198.51.100.7").status_code for _ in range(CLIENT_MB // 7 + 1)]
+    assert statuses[:CLIENT_MB // 7] == [200] * (CLIENT_MB // 7) and statuses[-1] == 429, statuses
+    refused = upload("198.51.100.7")
+    assert refused.status_code == 429 and "the most one client may" in refused.text
+    assert upload("198.51.100.8").status_code == 200  # another client is not affected
+
+
+def test_the_component_server_refuses_files_before_reading_them(guarded, guarded_http):
+    files = [("files", (f"f{i}.png", os.urandom(6 * 2**20), "image/png")) for i in range(8)]
+    with Growth(guarded) as growth:
+        response = guarded_http.post("gradio_api/component_server", files=files)
+    assert response.status_code == 413
+    assert growth.peak_mb < 50 and growth.disk_mb < 1, (growth.peak_mb, growth.disk_mb)  # was +192 MB
+
+
+def test_a_second_client_is_served_while_a_first_floods_the_queue(guarded, guarded_http, scene_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.soak import data_url
+
+    image = data_url(scene_path.read_bytes())
+    flood = [image, "fasterrcnn-shapes", 0.5, 0.5, [], 100]
+    with ThreadPoolExecutor(8) as pool:
+        joins = list(pool.map(
+            lambda _: guarded_http.post("gradio_api/call/detect", json={"data": flood}, headers=as_client("203.0.113.1")), range(40)
+        ))
+        kind, _ = call(guarded_http, "segment", [image, "unet-shapes", 0.5], headers=as_client("203.0.113.2"))
+    refused = [j for j in joins if j.status_code == 429]
+    assert refused and "as many requests waiting or running as one client may" in refused[0].text
+    assert {j.status_code for j in joins} == {200, 429}
+    assert kind == "complete"
+
+
+def test_the_client_is_the_entry_the_trusted_proxy_appended():
+    from hosting.clients import client_ip, session_of
+
+    headers = [("X-Forwarded-For", "6.6.6.6, 1.2.3.4")]  # the client wrote 6.6.6.6; the proxy appended 1.2.3.4
+    assert client_ip(headers, "10.0.0.1", hops=1) == "1.2.3.4"
+    assert client_ip(headers, "10.0.0.1", hops=0) == "10.0.0.1"  # no proxy trusted: the header is ignored
+    assert client_ip([], "10.0.0.1", hops=1) == "10.0.0.1"
+    assert session_of([("mcp-session-id", "m1")], "shared") == "mcp:m1" and session_of([], "s") == "s"

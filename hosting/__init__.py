@@ -1,0 +1,37 @@
+"""What a public Space needs beyond Gradio's own limits: one module per job.
+
+- ``settings``: the limits, their flags and defaults;
+- ``clients``: who a request comes from (address through trusted proxies, session);
+- ``bodies``: bounded request bodies, uploads and what one client sends;
+- ``fairness``: one client's share of the queue;
+
+app.py calls ``add_arguments`` while it parses its flags, ``middleware`` for
+``launch(app_kwargs=...)`` and ``patch_gradio`` before launching. Importing the package imports
+no Gradio (app.py parses its flags and sets Gradio's environment first), so the modules that
+need Gradio are imported where they are used.
+"""
+
+from __future__ import annotations
+
+from .settings import Limits, add_arguments, limits_from
+
+__all__ = ["Limits", "add_arguments", "limits_from", "middleware", "patch_gradio"]
+
+
+def middleware(limits: Limits) -> list:
+    """The ASGI middleware: refusals before any route reads."""
+    from starlette.middleware import Middleware
+
+    from .bodies import BodyLimits
+
+    return [Middleware(BodyLimits, limits=limits)]
+
+
+def patch_gradio(blocks, limits: Limits) -> None:
+    """The workarounds inside Gradio: the queue's fair share.
+
+    ``blocks`` must have its queue set up (``blocks.queue(...)``).
+    """
+    from .fairness import share_queue
+
+    share_queue(blocks._queue, limits)
