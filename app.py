@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         state_session_capacity=args.max_sessions,
         mcp_server=args.mcp,
         app_kwargs={"middleware": hosting.middleware(limits)},
+        enable_monitoring=False,  # /monitoring/summary would tell anyone every endpoint's traffic
         ssr_mode=False,
         footer_links=["api", "settings"],
         theme=gr.themes.Soft(),

@@ -355,6 +355,53 @@ def test_a_second_client_is_served_while_a_first_floods_the_queue(guarded, guard
     assert kind == "complete"
 
 
+def test_error_messages_name_nothing_of_the_server(guarded_http):
+    from bench.soak import data_url
+
+    messages = [
+        call(guarded_http, "segment", [{"path": str(Path.cwd() / "app.py"), "meta": {"_type": "gradio.FileData"}}, "unet-shapes", 0.5])[1],
+        call(guarded_http, "segment", [{"path": 5, "meta": {"_type": "gradio.FileData"}}, "unet-shapes", 0.5])[1],
+        call(guarded_http, "segment", ["hello", "unet-shapes", 0.5])[1],
+        call(guarded_http, "segment", [data_url(b"not a picture"), "unet-shapes", 0.5])[1],
+        call(guarded_http, "segment", [data_url(b"x"), "deeplabv3-resnet101", 0.5])[1],  # weights not on this machine
+    ]
+    for message in messages:
+        assert message and not any(
+            leak in message for leak in (str(Path.cwd()), "/root", "/tmp", " at 0x", "pydantic", "UploadedImage", "Traceback")
+        ), message
+    assert "upload it first" in messages[0].lower()
+
+
+def test_the_sanitiser_keeps_what_a_user_can_act_on():
+    from hosting.errors import user_message
+
+    text = user_message(
+        "Weights missing: put resnet.pth in /root/.cache/torch/hub/checkpoints/ or see https://example.com/a/b; "
+        "<demos.upload.UploadedImage object at 0x7f00> failed; gradio 6.1.0; POST /gradio_api/upload"
+    )
+    assert text == "Weights missing: put resnet.pth in checkpoints or see https://example.com/a/b; an input failed; gradio; POST /gradio_api/upload"
+
+
+def test_deep_links_are_off_monitoring_is_closed_and_pages_carry_security_headers(guarded_http):
+    assert guarded_http.get("gradio_api/deep_link", params={"session_hash": "abc"}).status_code == 404
+    assert guarded_http.get("monitoring/summary").status_code in (403, 404)
+    page = guarded_http.get("")
+    assert page.status_code == 200
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["content-security-policy"] == "frame-ancestors 'self' https://huggingface.co https://*.hf.space"
+    assert page.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+
+
+def test_a_failed_url_input_leaves_no_folder(guarded, guarded_http):
+    folders = lambda: {p for p in upload_folder(guarded).rglob("*") if p.is_dir()}  # noqa: E731
+    before = folders()
+    for i in range(5):
+        url = f"https://127.0.0.1:1/missing-{i}.png"
+        kind, _ = call(guarded_http, "segment", [{"path": url, "url": url, "meta": {"_type": "gradio.FileData"}}, "unet-shapes", 0.5])
+        assert kind == "error"
+    assert folders() == before  # was one empty folder per failed URL
+
+
 def test_the_client_is_the_entry_the_trusted_proxy_appended():
     from hosting.clients import client_ip, session_of
 
