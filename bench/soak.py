@@ -69,6 +69,18 @@ class SoakReport:
     rss: dict[str, int] = field(default_factory=dict)
     disk: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    hostile: list[Outcome] = field(default_factory=list)  # the hostile client's requests (soak(hostile=True))
+
+    def p95(self, endpoint: str) -> float | None:
+        times = [o.seconds for o in self.outcomes if o.endpoint == endpoint and o.kind == "answered"]
+        return float(np.percentile(times, 95)) if times else None
+
+    def hostile_markdown(self) -> str:
+        """The hostile client's requests by kind and outcome."""
+        counts: dict[tuple[str, str], int] = {}
+        for o in self.hostile:
+            counts[o.endpoint, o.kind] = counts.get((o.endpoint, o.kind), 0) + 1
+        return "Hostile client: " + " · ".join(f"{name} {kind} {n}" for (name, kind), n in sorted(counts.items()))
 
     def count(self, kind: str) -> int:
         return sum(o.kind == kind for o in self.outcomes)
@@ -134,10 +146,15 @@ def scene_png(seed: int, folder: Path) -> Path:
 
 
 class Connection:
-    """One client: Gradio's REST API over one persistent HTTP connection."""
+    """One client: Gradio's REST API over one persistent HTTP connection, from ``address`` when given.
 
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=HANG_S)
+    The app runs behind one trusted proxy in the soak (``--forwarded-hops 1``), so each client's
+    address is the X-Forwarded-For entry it sends, as on a Space; without one, the loopback.
+    """
+
+    def __init__(self, url: str, address: str | None = None) -> None:
+        headers = {"X-Forwarded-For": address} if address else {}
+        self.http = httpx.Client(base_url=url, timeout=HANG_S, headers=headers)
 
     def request(self, endpoint: str, image: Path) -> Outcome:
         start = time.perf_counter()
@@ -181,13 +198,57 @@ class Connection:
         self.http.close()
 
 
+FLOODER = "203.0.113.66"  # the hostile client's address (a documentation range)
+
+
+def hostile_load(url: str, stop: threading.Event, flood: int = 40) -> list[Outcome]:
+    """Until ``stop``: a data-URL bomb, a body past the request cap, and ``flood`` /detect calls at once, from one client.
+
+    Each outcome's kind is "refused" (what the limits should answer), "accepted" (a flood call queued
+    within the client's share) or what went wrong otherwise.
+    """
+    outcomes: list[Outcome] = []
+    bomb = {"data": [data_url(bomb_png()), *REQUESTS["segment"]]}
+    oversized = bytes(40 * 2**20)
+    detect = {"data": [data_url(bomb_png(64)), *REQUESTS["detect"]]}
+    with httpx.Client(base_url=url, timeout=HANG_S, headers={"X-Forwarded-For": FLOODER}) as http, ThreadPoolExecutor(8) as pool:
+
+        def timed(name: str, send, refused_when) -> Outcome:
+            start = time.perf_counter()
+            try:
+                response = send()
+                kind = "refused" if refused_when(response) else "accepted" if response.status_code == 200 else f"HTTP {response.status_code}"
+            except httpx.HTTPError as error:
+                kind = type(error).__name__
+            return Outcome(name, kind, time.perf_counter() - start)
+
+        while not stop.is_set():
+            outcomes.append(timed("bomb", lambda: _bomb_call(http, bomb), lambda r: r.status_code == 200 and "too large" in r.text))
+            outcomes.append(timed("oversized", lambda: http.post("gradio_api/upload", content=oversized), lambda r: r.status_code == 413))
+            outcomes += pool.map(
+                lambda _: timed("flood", lambda: http.post("gradio_api/call/detect", json=detect), lambda r: r.status_code == 429), range(flood)
+            )
+            stop.wait(2.0)
+    return outcomes
+
+
+def _bomb_call(http: httpx.Client, body: dict) -> httpx.Response:
+    started = http.post("gradio_api/call/segment", json=body)
+    return http.get(f"gradio_api/call/segment/{started.json()['event_id']}") if started.status_code == 200 else started
+
+
 def soak(
-    requests: int = 2000, clients: int = 32, warmup: int = 200, cache_age_min: float = 1.0, wait_for_age: bool = True, log=print
+    requests: int = 2000, clients: int = 32, warmup: int = 200, cache_age_min: float = 1.0, wait_for_age: bool = True, log=print,
+    hostile: bool = False,
 ) -> SoakReport:
-    """Run the load against a fresh app process and measure it (see the module docstring)."""
+    """Run the load against a fresh app process and measure it (see the module docstring).
+
+    ``hostile``: one more client sends bombs, oversized bodies and floods during the measured load
+    (``hostile_load``); its outcomes go to ``report.hostile``, the normal clients' to ``report.outcomes``.
+    """
     report = SoakReport(requests, clients)
     endpoints = list(REQUESTS)
-    with AppServer(args=("--cache-age-min", str(cache_age_min))) as server:
+    with AppServer(args=("--cache-age-min", str(cache_age_min), "--forwarded-hops", "1")) as server:
         temp = server.tmp / "tmp"
         images = temp.parent / "soak-images"  # outside the server's temp folders, so they do not count as its disk
         images.mkdir()
@@ -201,7 +262,7 @@ def soak(
 
         def run(job: tuple[str, Path]) -> Outcome:
             if not hasattr(local, "connection"):
-                local.connection = Connection(server.url)
+                local.connection = Connection(server.url, address=f"198.51.100.{len(connections) + 1}")
                 connections.append(local.connection)
             return local.connection.request(*job)
 
@@ -210,12 +271,16 @@ def soak(
             if failed := [o for o in warm if o.kind != "answered"]:
                 raise RuntimeError(f"the warm-up failed: /{failed[0].endpoint} {failed[0].kind} {failed[0].detail}")
             report.rss["after warm-up"] = machine.rss_bytes(server.pid)
+            stop = threading.Event()
+            attacker = ThreadPoolExecutor(1).submit(hostile_load, server.url, stop) if hostile else None
             start = time.perf_counter()
             for i, outcome in enumerate(pool.map(run, jobs[warmup:]), 1):
                 report.outcomes.append(outcome)
                 if i % max(1, requests // 10) == 0:
                     log(f"[{time.perf_counter() - start:6.1f}s] {i}/{requests} requests", file=sys.stderr)
             report.wall_s = time.perf_counter() - start
+            stop.set()
+            report.hostile = attacker.result() if attacker else []
         for connection in connections:
             connection.close()
         report.rss["end"] = machine.rss_bytes(server.pid)
@@ -233,11 +298,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=200, help="requests before the measured load: models loaded, caches filled")
     parser.add_argument("--cache-age-min", type=float, default=1.0, help="the app's --cache-age-min (default 1)")
+    parser.add_argument("--calm-only", action="store_true", help="skip the second run with a hostile client beside the load")
     args = parser.parse_args(argv)
-    report = soak(args.requests, args.clients, args.warmup, args.cache_age_min)
-    print(report.markdown())
-    failed = report.count("5xx") + report.count("hung")
-    return 1 if failed else 0
+    calm = soak(args.requests, args.clients, args.warmup, args.cache_age_min)
+    print(calm.markdown())
+    failed = calm.count("5xx") + calm.count("hung")
+    if args.calm_only:
+        return 1 if failed else 0
+    print("\nThe same load again, with a hostile client beside it (bombs, oversized bodies, floods of /detect):\n")
+    stormy = soak(args.requests, args.clients, args.warmup, args.cache_age_min, hostile=True)
+    print(stormy.markdown())
+    print(stormy.hostile_markdown())
+    print(compare(calm, stormy))
+    return 1 if failed or not_answered(stormy) or slowest_ratio(calm, stormy) > 2 or stormy.rss_growth_after_warmup() > 0.10 else 0
+
+
+def not_answered(report: SoakReport) -> int:
+    return sum(o.kind != "answered" for o in report.outcomes)
+
+
+def slowest_ratio(calm: SoakReport, stormy: SoakReport) -> float:
+    """The largest p95 ratio, hostile run over calm run, over the endpoints."""
+    ratios = [s / c for e in REQUESTS if (c := calm.p95(e)) and (s := stormy.p95(e))]
+    return max(ratios, default=0.0)
+
+
+def compare(calm: SoakReport, stormy: SoakReport) -> str:
+    """What the normal clients saw with the hostile client beside them, against the calm run (the targets in brackets)."""
+    return (
+        f"Normal clients beside the hostile one: {not_answered(stormy)} of {len(stormy.outcomes)} requests not answered (target 0); "
+        f"p95 at most {slowest_ratio(calm, stormy):.2f}x the calm run's (target within 2x); "
+        f"RSS after warm-up {stormy.rss_growth_after_warmup():+.1%} (target within 10%)"
+    )
 
 
 if __name__ == "__main__":
