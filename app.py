@@ -101,6 +101,16 @@ CSS = """
 .dvl-scroll { overflow-x: auto; max-width: 100%; }
 .dvl-steps td { text-align: left; white-space: nowrap; }
 .dvl-steps td.dvl-taken { outline: 2px solid rgba(99,102,241,.9); outline-offset: -2px; font-weight: 600; }
+/* A new message replaces the older ones of its kind: Gradio stacks them in one toast ("Error (5)"). */
+.toast-message-item:has(~ .toast-message-item), .toast-separator, .toast-count { display: none !important; }
+/* The model picker's text stops short of its arrow. */
+.wrap-inner .secondary-wrap:has(> .icon-wrap) > input[role="combobox"] {
+    padding-right: calc(2 * var(--size-5) + var(--size-1)); text-overflow: ellipsis;
+}
+/* Gradio hides the footer's API link below 640 px; the API is the same on a phone. (Not in an @media
+   block: Gradio scopes those rules to the app's container, and the footer is outside it.) */
+footer .show-api { display: flex !important; }
+footer .show-api-divider { display: inline !important; }
 """
 
 
@@ -171,10 +181,27 @@ def build_app():
 
     with gr.Blocks(title="Deep Vision Lab") as app:
         gr.Markdown("# Deep Vision Lab\nUse, and look inside, the models of the course. " + status_line())
-        for demo in demos.ALL:
-            with gr.Tab(demo.TITLE, id=demo.TASK):
-                demo.build()
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab's whole name on a phone, not a "..." menu
+            for demo in demos.ALL:
+                with gr.Tab(demo.TITLE, id=demo.TASK):
+                    demo.build()
+    share_only_on_spaces(app)
     return app
+
+
+def share_only_on_spaces(app) -> None:
+    """Drop the "share" button Gradio puts on every image, gallery, audio and chat off Hugging Face Spaces.
+
+    It posts the output to the Space's discussions, so anywhere else (a laptop, a lab machine, a
+    gradio.live link) it only answers "Must be on Spaces to share". One pass over the built page
+    covers every component, whichever tab made it. Spaces set ``SPACE_ID``.
+    """
+    if os.environ.get("SPACE_ID"):
+        return
+    for block in app.blocks.values():
+        buttons = getattr(block, "buttons", None)
+        if isinstance(buttons, (list, tuple)) and "share" in buttons:
+            block.buttons = [button for button in buttons if button != "share"]
 
 
 def main(argv: list[str] | None = None) -> int:

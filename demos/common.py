@@ -188,11 +188,11 @@ def on_new_input(
     scene by default) into ``image`` and runs the action on it. Each path clears the outputs if it
     fails (``clear_on_failure``).
     """
-    events = [
-        button.click(named_endpoint(fn, api_name), inputs, outputs, api_name=api_name),
-        image.upload(fn, inputs, outputs, api_visibility="private"),
-        examples.load_input_event.then(fn, inputs, outputs, api_visibility="private"),
-    ]
+    events = [button.click(named_endpoint(fn, api_name), inputs, outputs, api_name=api_name)]
+    # A file that fails goes too, so the drop zone is back for the next one (a broken thumbnail
+    # would otherwise stay, and a second file dropped on it is not an upload).
+    clear_on_failure(image.upload(fn, inputs, outputs, api_visibility="private"), [*outputs, image])
+    run_on_example(examples, fn, inputs, outputs)
     if new_scene is not None:
         from . import scenes  # scenes builds on this module
 
@@ -200,6 +200,15 @@ def on_new_input(
         events.append(drawn.then(fn, inputs, outputs, api_visibility="private"))
     for event in events:
         clear_on_failure(event, outputs)
+
+
+def run_on_example(examples: gr.Examples, fn: Callable, inputs: list, outputs: list) -> None:
+    """A picked example runs ``fn`` at once, as on every tab: an example that only fills a box looks broken.
+
+    For any ``gr.Examples`` (images, prompts, questions): the inputs are filled, then ``fn`` runs,
+    and a failure clears ``outputs`` (``clear_on_failure``).
+    """
+    clear_on_failure(examples.load_input_event.then(fn, inputs, outputs, api_visibility="private"), outputs)
 
 
 # ---------------------------------------------------------------- housekeeping

@@ -358,3 +358,29 @@ def test_caption_and_answer_refuse_bad_input_clearly_and_keep_serving(client, sc
     answer, *_ = client.predict(handle_file(str(path)), "blip-vqa-shapes", "is there a red star?", api_name="/answer")
     assert answer in ("yes", "no")
 
+
+
+COUNT_LABEL = r"\b(maximum|beams?|beam width|captions|images|steps|seed|neighbours|count|number of)\b"
+
+
+def test_the_api_names_every_value_and_types_every_count_as_an_integer(app_url):
+    """A client reads names and types from /gradio_api/info: ``value_261`` says nothing, and a count is never 2.5.
+
+    Gradio names a return after its component's label (``value_<id>`` without one) and types a
+    slider ``integer`` only with ``precision=0`` (``common.int_slider``).
+    """
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"{app_url.rstrip('/')}/gradio_api/info", timeout=30) as response:
+        endpoints = json.load(response)["named_endpoints"]
+    problems = []
+    for name, info in sorted(endpoints.items()):
+        for parameter in info["parameters"]:
+            label, kind = parameter["label"], parameter["type"].get("type")
+            if re.match(r"(value|parameter|param)_\d+$", parameter["parameter_name"]) or re.match(r"(value|parameter)_\d+$", label):
+                problems.append(f"{name}: parameter {parameter['parameter_name']!r} ({label!r}) has no name")
+            if kind in ("number", "integer") and re.search(COUNT_LABEL, label, re.IGNORECASE) and kind != "integer":
+                problems.append(f"{name}: {parameter['parameter_name']!r} ({label!r}) is a count typed {kind}")
+        problems += [f"{name}: a return is named {r['label']!r}" for r in info["returns"] if re.match(r"value_\d+$", r["label"])]
+    assert not problems, "\n".join(problems)
