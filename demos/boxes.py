@@ -15,9 +15,9 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from . import drawing
+from . import common, drawing
 
-KEPT, SUPPRESSED = (40, 170, 60), (220, 40, 40)
+KEPT, SUPPRESSED, WAITING = (40, 170, 60), (220, 40, 40), (150, 150, 150)
 INTERSECTION = (245, 140, 20)
 
 
@@ -72,27 +72,61 @@ def nms_walkthrough(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float)
     return steps
 
 
-def nms_rows(steps: list[NmsStep]) -> list[list]:
-    """The walkthrough as table rows: rank, score, verdict, and why."""
+def _upto(steps: list[NmsStep], step: int | None) -> int:
+    """How many steps are done: ``step`` clamped to 1..len(steps); None means all of them."""
+    return len(steps) if step is None else min(max(int(step), 1), len(steps))
+
+
+def nms_rows(steps: list[NmsStep], step: int | None = None) -> list[list]:
+    """The walkthrough up to ``step`` (all by default) as table rows: rank, score, verdict, and why."""
     rows = []
-    for step in steps:
-        if step.kept:
-            why = "no kept box overlaps it enough" if step.iou is None else f"largest IoU with a kept box: {step.iou:.2f}"
-            rows.append([step.rank, round(step.score, 3), "kept", why])
+    for s in steps[: _upto(steps, step)]:
+        if s.kept:
+            why = "no kept box overlaps it enough" if s.iou is None else f"largest IoU with a kept box: {s.iou:.2f}"
+            rows.append([s.rank, round(s.score, 3), "kept", why])
         else:
-            rows.append([step.rank, round(step.score, 3), "suppressed", f"by #{step.suppressed_by}, IoU {step.iou:.2f}"])
+            rows.append([s.rank, round(s.score, 3), "suppressed", f"by #{s.suppressed_by}, IoU {s.iou:.2f}"])
     return rows
 
 
-def nms_figure(image: Image.Image, boxes: np.ndarray, steps: list[NmsStep]) -> Image.Image:
-    """The candidates over the image: kept boxes solid and numbered by rank, suppressed ones faint."""
-    ordered = sorted(steps, key=lambda s: s.rank)
+def nms_step_note(steps: list[NmsStep], step: int, iou_threshold: float) -> str:
+    """What step ``step`` decides, in one sentence, and the count so far."""
+    done = steps[: _upto(steps, step)]
+    current = done[-1]
+    kept = sum(s.kept for s in done)
+    if current.kept:
+        why = "no kept box overlaps it at all" if current.iou is None else f"its largest IoU with a kept box is {current.iou:.2f} ≤ {iou_threshold:.2f}"
+        verdict = f"**kept**: {why}"
+    else:
+        verdict = f"**suppressed**: IoU {current.iou:.2f} with kept #{current.suppressed_by} exceeds {iou_threshold:.2f}"
+    return (
+        f"Step {len(done)} of {len(steps)}: candidate #{current.rank} (score {current.score:.2f}) is {verdict}. "
+        f"So far {kept} kept, {len(done) - kept} suppressed, {len(steps) - len(done)} waiting."
+    )
+
+
+def nms_figure(image: Image.Image, boxes: np.ndarray, steps: list[NmsStep], step: int | None = None) -> Image.Image:
+    """The candidates after ``step`` steps (all by default): kept boxes solid, numbered, and drawn on top of the rest.
+
+    Suppressed boxes are faint red, the ones not yet reached faint grey; the box this step decides
+    is drawn solid in its verdict's colour, with its rank, so the step reads at a glance. Drawing
+    order is back to front, and kept boxes come last.
+    """
+    upto = _upto(steps, step)
+    done, waiting = steps[:upto], steps[upto:]
+    current = done[-1]
+    layers = (
+        [(s, WAITING, True, "") for s in waiting]
+        + [(s, SUPPRESSED, True, "") for s in done[:-1] if not s.kept]
+        + ([] if current.kept else [(current, SUPPRESSED, False, f"#{current.rank} suppressed")])
+        + [(s, KEPT, False, f"#{s.rank} {s.score:.2f}") for s in done if s.kept]
+    )
     return drawing.draw_boxes(
         image,
-        np.array([boxes[s.index] for s in ordered]).reshape(-1, 4),
-        [f"#{s.rank} {s.score:.2f}" for s in ordered],
-        [KEPT if s.kept else SUPPRESSED for s in ordered],
-        faint=[not s.kept for s in ordered],
+        np.array([boxes[s.index] for s, *_ in layers]).reshape(-1, 4),
+        [caption for *_, caption in layers],
+        [colour for _, colour, *_ in layers],
+        faint=[faint for _, _, faint, _ in layers],
     )
 
 
@@ -136,16 +170,16 @@ def explain_iou(box_a: str, box_b: str) -> tuple[Image.Image, str]:
         f"area(A) = {_area(a):g}, area(B) = {_area(b):g}  \n"
         f"intersection = **{parts.intersection:g}** (orange) · union = area(A) + area(B) − intersection = **{parts.union:g}**  \n"
         f"**IoU = {parts.intersection:g} / {parts.union:g} = {parts.iou:.3f}**. "
-        "A detection counts as correct at mAP@0.5 when its IoU with a true box is at least 0.5; mAP@[0.5:0.95] "
-        "averages over thresholds 0.5, 0.55, …, 0.95, so it rewards tight boxes."
+        + common.no_autolink(
+            "A detection counts as correct at mAP@0.5 when its IoU with a true box is at least 0.5; mAP@[0.5:0.95] "
+            "averages over thresholds 0.5, 0.55, …, 0.95, so it rewards tight boxes."
+        )
     )
     return iou_figure(a, b, parts), text
 
 
 def build_iou_panel() -> None:
     """Type two boxes; see intersection, union and IoU."""
-    from .common import user_errors
-
     with gr.Accordion("IoU: intersection over union", open=False):
         with gr.Row():
             box_a = gr.Textbox(value="20 20 100 90", label="Box A (x0 y0 x1 y1)")
@@ -154,6 +188,6 @@ def build_iou_panel() -> None:
         with gr.Row():
             figure = gr.Image(label="A, B and their intersection", type="pil", format="png", interactive=False, height=260)
             text = gr.Markdown()
-        explain = user_errors(explain_iou)
-        show.click(explain, [box_a, box_b], [figure, text], api_visibility="private")
-        gr.on([box_a.submit, box_b.submit], explain, [box_a, box_b], [figure, text], api_visibility="private")
+        explain = common.user_errors(explain_iou)
+        computed = gr.on([show.click, box_a.submit, box_b.submit], explain, [box_a, box_b], [figure, text], api_visibility="private")
+        common.clear_on_failure(computed, [figure, text])  # no stale "IoU = ..." beside the error

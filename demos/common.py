@@ -303,16 +303,34 @@ def model_picker(task: str, label: str = "Model", value: str | None = None) -> g
     return picker
 
 
+def no_autolink(text: str) -> str:
+    """``text`` for Markdown with every "@" escaped: "mAP@0.5" or "PCK@0.1" is not an e-mail address to link."""
+    return text.replace("@", "&#64;")
+
+
+def missing_weights_note(name: str) -> str | None:
+    """How to get ``name``'s weights when they are not here (the command, never this server's paths); None when they are."""
+    availability = models.spec(name).availability()
+    if availability.usable:
+        return None
+    if availability is models.Availability.MISSING:
+        return f"Its weights are missing: train them with `python -m models train {name}`."
+    return (
+        f"Its weights are not on this machine and cannot be downloaded from here: on a connected machine run "
+        f"`python -m models prefetch {name}` and copy the weights over. Until then, pick a local model."
+    )
+
+
 def model_card_markdown(name: str) -> str:
-    """A short description of a model: tier, source, licence, size, metrics."""
+    """A short description of a model: tier, source, licence, size, metrics, and how to get weights that are not here."""
     spec = models.spec(name)
-    metrics = ", ".join(f"{k}: {v}" for k, v in spec.metrics.items() if v is not None) or "—"
-    metrics = metrics.replace("@", "&#64;")  # "PCK@0.1" is not an e-mail address to link
+    metrics = no_autolink(", ".join(f"{k}: {v}" for k, v in spec.metrics.items() if v is not None) or "—")
+    missing = missing_weights_note(name)
     return (
         f"**{spec.title}** · {spec.tier} · {spec.availability().value}  \n"
         f"{spec.params / 1e6:.2f} M parameters · licence: {spec.license}  \n"
         f"metrics: {metrics}  \n"
-        f"code: {spec.about}"
+        f"code: {spec.about}" + (f"  \n⚠ {missing}" if missing else "")
     )
 
 

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 import models
-from models.detection import SCORE_FLOOR, Detections, RawDetections, rpn_proposals, select
+from models.detection import SCORE_FLOOR, Detections, RawDetections, categories, rpn_proposals, select
 
-from . import boxes, common, detector_outputs, drawing
+from . import boxes, common, detector_outputs, drawing, scene_truth, scenes
 from .detector_outputs import PLACEHOLDERS, class_ids, coco_results, predict
 from .upload import UploadedImage
 
@@ -38,18 +38,8 @@ class DetectResult:
 
 
 def class_choices(model_name: str) -> list[str]:
-    """The class names a model can detect, for the class filter (placeholders left out)."""
-    categories = _categories(model_name)
-    return [c for c in dict.fromkeys(categories) if c not in PLACEHOLDERS]
-
-
-def _categories(model_name: str) -> list[str]:
-    spec = models.spec(model_name)
-    if spec.tier == "local":
-        return list(spec.source.card().get("classes", []))
-    if hasattr(spec.source, "weights"):
-        return list(spec.source.weights.meta["categories"])
-    return list(common.load_model(model_name).categories)  # DETR: from its config, once loaded
+    """The class names a model can detect, for the class filter (placeholders left out); its weights need not be here."""
+    return [c for c in dict.fromkeys(categories(models.spec(model_name))) if c not in PLACEHOLDERS]
 
 
 def render(image: Image.Image, detections: Detections) -> Image.Image:
@@ -110,8 +100,23 @@ def proposal_views(image: Image.Image, model_name: str, score_threshold: float, 
     ]
 
 
-def nms_view(image: Image.Image, model_name: str, score_threshold: float, nms_iou: float, class_name: str | None) -> tuple[Image.Image, list[list], str]:
-    """NMS on one class's candidates above the score threshold, step by step, at the current IoU threshold."""
+@dataclass
+class NmsView:
+    """Step ``step`` of NMS on one class's candidates: the picture, the table so far, what the step decides."""
+
+    figure: Image.Image
+    rows: list[list]
+    note: str
+    class_name: str
+    classes: list[str]  # the classes with candidates above the score threshold, most candidates first
+    step: int
+    steps: int
+
+
+def nms_view(
+    image: Image.Image, model_name: str, score_threshold: float, nms_iou: float, class_name: str | None, step: int | None = None
+) -> NmsView:
+    """NMS on one class's candidates above the score threshold, at the current IoU threshold, after ``step`` steps (all by default)."""
     raw = predict(image, model_name).raw
     present = _classes_with_candidates(raw, score_threshold)
     if not present:
@@ -120,14 +125,15 @@ def nms_view(image: Image.Image, model_name: str, score_threshold: float, nms_io
     chosen = (raw.scores > score_threshold) & (raw.labels == raw.categories.index(name))
     candidates, scores = raw.boxes[chosen], raw.scores[chosen]
     steps = boxes.nms_walkthrough(candidates, scores, nms_iou)
+    step = len(steps) if step is None else min(max(int(step), 1), len(steps))
     kept = sum(s.kept for s in steps)
     note = (
-        f"**{name}**: {len(steps)} candidates above {score_threshold:.2f}; NMS at IoU {nms_iou:.2f} keeps **{kept}**. "
-        "Walk down the table: the best box is kept, and every later box that overlaps a kept box by more than the threshold is suppressed."
+        f"**{name}**: {len(steps)} candidates above {score_threshold:.2f}, best first; NMS at IoU {nms_iou:.2f} keeps **{kept}** in the end.  \n"
+        + boxes.nms_step_note(steps, step, nms_iou)
     )
     if not raw.uses_nms:
         note += " (This model does not use NMS: DETR's queries already avoid duplicates. This is what NMS *would* do.)"
-    return boxes.nms_figure(image, candidates, steps), boxes.nms_rows(steps), note
+    return NmsView(boxes.nms_figure(image, candidates, steps, step), boxes.nms_rows(steps, step), note, name, present, step, len(steps))
 
 
 def _classes_with_candidates(raw: RawDetections, score_threshold: float) -> list[str]:
@@ -174,17 +180,21 @@ def _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, 
 
 
 def _refilter(image_path, model_name, score, nms_iou, classes, max_detections, progress: gr.Progress = gr.Progress()):
-    """Redraw after a control moves (the network's output is cached); with no image, do nothing."""
+    """Redraw after a control moves (the network's output is cached); with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 5
+    if unusable := detector_outputs.unusable_outputs(model_name, 5):
+        return unusable
     return _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress)
 
 
 @common.user_errors
 def _model_changed(model_name: str):
-    """A new model: its own classes in the filter, its own default NMS IoU, its card."""
-    nms_default = common.load_model(model_name).default_nms_iou
-    return gr.update(choices=class_choices(model_name), value=[]), nms_default, common.model_card_markdown(model_name)
+    """A new model: its own classes in the filter, its card, and its own default NMS IoU (when its weights are here to tell)."""
+    card = detector_outputs.model_picked(model_name)
+    usable = models.spec(model_name).availability().usable
+    nms_default = common.load_model(model_name).default_nms_iou if usable else gr.skip()
+    return gr.update(choices=class_choices(model_name), value=[]), nms_default, card
 
 
 @common.user_errors
@@ -195,13 +205,23 @@ def _proposals_ui(image_path, model_name, score, nms_iou, top_n):
 
 
 @common.user_errors
-def _nms_ui(image_path, model_name, score, nms_iou, class_name):
+def _nms_ui(image_path, model_name, score, nms_iou, class_name, step):
+    """NMS at step ``step`` (clamped to the candidates there are); the class and step controls follow."""
     if not image_path:
         raise ValueError("Pick or upload an image first.")
-    image = common.read_image(image_path)
-    figure, rows, note = nms_view(image, model_name, score, nms_iou, class_name)
-    present = _classes_with_candidates(predict(image, model_name).raw, score)
-    return figure, rows, note, gr.update(choices=present, value=class_name if class_name in present else present[0])
+    view = nms_view(common.read_image(image_path), model_name, score, nms_iou, class_name, step)
+    return (
+        view.figure, view.rows, view.note,
+        gr.update(choices=view.classes, value=view.class_name), gr.update(maximum=max(view.steps, 2), value=view.step),
+    )
+
+
+def _nms_start(image_path, model_name, score, nms_iou, class_name):
+    return _nms_ui(image_path, model_name, score, nms_iou, class_name, 1)
+
+
+def _nms_next(image_path, model_name, score, nms_iou, class_name, step):
+    return _nms_ui(image_path, model_name, score, nms_iou, class_name, int(step) + 1)
 
 
 @common.user_errors
@@ -222,13 +242,14 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            new_scene = scenes.new_scene_button()
             model = common.model_picker(TASK)
             with gr.Row():
                 score = gr.Slider(SCORE_FLOOR, 1, value=0.5, step=0.01, label="Score threshold")
                 nms_iou = gr.Slider(0.05, 1, value=0.5, step=0.01, label="NMS IoU threshold", info="1 = no suppression")
             with gr.Row():
                 classes = gr.Dropdown(choices=class_choices(model.value), value=[], multiselect=True, label="Only these classes (empty: all)")
-                max_detections = gr.Slider(1, 300, value=100, step=1, label="Maximum detections")
+                max_detections = common.int_slider(1, 300, 100, label="Maximum detections")
             run = gr.Button("Detect", variant="primary")
         with gr.Column():
             panel = detector_outputs.result_panel(
@@ -240,12 +261,13 @@ def build() -> None:
 
     controls = [image, model, score, nms_iou, classes, max_detections]
     outputs = panel.outputs
-    common.on_new_input(_detect_ui, controls, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.on_new_input(_detect_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
+    scene_truth.show_beside(panel, image, model, score)
     refilter = gr.on([score.release, nms_iou.release, max_detections.release, classes.input], _refilter, controls, outputs, api_visibility="private")
     common.clear_on_failure(refilter, outputs)
-    model.input(_model_changed, model, [classes, nms_iou, card], api_visibility="private").then(
-        _refilter, controls, outputs, api_visibility="private"
-    )
+    # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
+    picked = model.change(_model_changed, model, [classes, nms_iou, card], api_visibility="private")
+    common.clear_on_failure(picked.then(_refilter, controls, outputs, api_visibility="private"), outputs)
 
     with gr.Accordion("Two-stage detectors: region proposals → NMS → detections", open=False):
         gr.Markdown(
@@ -254,7 +276,7 @@ def build() -> None:
             "classifies it and refines its box. Pick a Faster R-CNN model."
         )
         with gr.Row():
-            top_n = gr.Slider(5, 300, value=50, step=5, label="Proposals shown (top N)")
+            top_n = common.int_slider(5, 300, 50, step=5, label="Proposals shown (top N)")
             show_proposals = gr.Button("Show the stages")
         stages = gr.Gallery(label="Stages", columns=3, height="auto", object_fit="contain")
         common.clear_on_failure(show_proposals.click(_proposals_ui, [image, model, score, nms_iou, top_n], stages, api_visibility="private"), [stages])
@@ -262,18 +284,30 @@ def build() -> None:
     with gr.Accordion("NMS step by step", open=False):
         gr.Markdown(
             "Candidates of one class above the score threshold, best first. Each is kept unless it overlaps an already kept "
-            "box by more than the NMS IoU threshold. Move the threshold above and step again: lower suppresses more."
+            "box by more than the NMS IoU threshold. Start, then step with Next or the Step slider; move the threshold "
+            "above and start again: lower suppresses more."
         )
         with gr.Row():
             nms_class = gr.Dropdown(choices=[], label="Class", allow_custom_value=True)
-            show_nms = gr.Button("Step through NMS")
+            show_nms = gr.Button("Start NMS")
+            nms_next = gr.Button("Next step")
+        nms_step = common.int_slider(1, 2, 1, label="Step", info="how many candidates NMS has decided so far")
         with gr.Row():
-            nms_figure = gr.Image(label="Kept (green, numbered) and suppressed (faint red)", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+            nms_figure = gr.Image(
+                label="Kept (green, numbered, on top), suppressed (faint red), waiting (faint grey)",
+                type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image",
+            )
             with gr.Column():
-                nms_note = gr.Markdown()
-                nms_table = gr.Dataframe(headers=["#", "score", "verdict", "why"], interactive=False, max_height=320)
+                nms_note = gr.Markdown(label="This step")
+                nms_table = gr.Dataframe(headers=["#", "score", "verdict", "why"], label="Decisions so far", interactive=False, max_height=320)
         nms_outputs = [nms_figure, nms_table, nms_note]
-        common.clear_on_failure(show_nms.click(_nms_ui, [image, model, score, nms_iou, nms_class], [*nms_outputs, nms_class], api_visibility="private"), nms_outputs)
+        nms_inputs = [image, model, score, nms_iou, nms_class]
+        for event in (
+            show_nms.click(_nms_start, nms_inputs, [*nms_outputs, nms_class, nms_step], api_visibility="private"),
+            nms_next.click(_nms_next, [*nms_inputs, nms_step], [*nms_outputs, nms_class, nms_step], api_visibility="private"),
+            nms_step.release(_nms_ui, [*nms_inputs, nms_step], [*nms_outputs, nms_class, nms_step], api_visibility="private"),
+        ):
+            common.clear_on_failure(event, nms_outputs)
 
     boxes.build_iou_panel()
 

@@ -101,6 +101,30 @@ def coco_results(detections: Detections, image_size: tuple[int, int], file_name:
     return {"images": [{"id": 1, "file_name": file_name, "width": width, "height": height}], "categories": categories, "annotations": annotations}
 
 
+def model_picked(model_name: str) -> str:
+    """The card of a newly picked model; if its weights are not here, one warning that says how to get them.
+
+    Picking such a model must not fail: every control keeps working, and the redraw that follows
+    the pick (``unusable_outputs``) stays quiet, so the page shows this one message, not one per handler.
+    """
+    note = common.missing_weights_note(model_name)
+    if note:
+        gr.Warning(f"{models.spec(model_name).title} cannot run here. {note.replace('`', '')}")  # a toast shows no Markdown
+    return common.model_card_markdown(model_name)
+
+
+def unusable_outputs(model_name: str, count: int) -> tuple | None:
+    """A redraw's outputs when ``model_name``'s weights are not here: emptied, the summary saying why; None when they are.
+
+    The redraws (a control moved, a model picked) are private: the card already says how to get the
+    weights, so they clear the previous model's result instead of raising a second message.
+    """
+    if models.spec(model_name).availability().usable:
+        return None
+    summary = f"No result: the weights of {models.spec(model_name).title} are not on this machine (see the model card)."
+    return (None, summary, *([None] * (count - 2)))
+
+
 def live_frame(
     frame: np.ndarray | None, model_name: str, score_threshold: float, render: Callable[[Image.Image, Detections], Image.Image]
 ) -> Image.Image | None:
@@ -114,13 +138,19 @@ def live_frame(
 
 @dataclass
 class ResultPanel:
-    """The right-hand column every detector tab shows: the drawing, a summary, a table, files, the raw records."""
+    """The right-hand column every detector tab shows: the drawing, a summary, a table, files, the raw records.
+
+    ``truth`` and ``truth_score`` show a ShapesWorld input's ground truth and the score on it
+    (``scene_truth.show_beside``); they are not outputs of the tab's endpoint.
+    """
 
     drawn: gr.Image
     summary: gr.Markdown
     table: gr.Dataframe
     records: gr.JSON
     files: list[gr.File]
+    truth: gr.Image
+    truth_score: gr.Markdown
 
     @property
     def outputs(self) -> list:
@@ -129,14 +159,17 @@ class ResultPanel:
 
 
 def result_panel(image_label: str, table_label: str, headers: list[str], file_labels: list[str], records_label: str) -> ResultPanel:
-    drawn = gr.Image(label=image_label, type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
-    summary = gr.Markdown()
+    with gr.Row():
+        drawn = gr.Image(label=image_label, type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+        truth = gr.Image(label="Ground truth", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image", visible=False)
+    summary = gr.Markdown(label="Summary")
+    truth_score = gr.Markdown(label="Score on this scene")
     table = gr.Dataframe(headers=headers, label=table_label, interactive=False, max_height=260)
     with gr.Row():
         files = [gr.File(label=label) for label in file_labels]
     with gr.Accordion("Numbers", open=False):
         records = gr.JSON(label=records_label)
-    return ResultPanel(drawn, summary, table, records, files)
+    return ResultPanel(drawn, summary, table, records, files, truth, truth_score)
 
 
 def webcam_panel(fn: Callable, inputs: list, note: str) -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 import models
 from models.detection import Detections, select
 
-from . import common, detector_outputs, drawing, segmentation
+from . import common, detector_outputs, drawing, scene_truth, scenes, segmentation
 from .roi_pooling import build_roi_panel
 from .upload import UploadedImage
 
@@ -161,9 +161,11 @@ def _instances_ui(image_path, model_name, score, mask_threshold, show_masks, sho
 
 
 def _redraw(image_path, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress: gr.Progress = gr.Progress()):
-    """Redraw after a control moves (the masks are cached); with no image, do nothing."""
+    """Redraw after a control moves or a model is picked (the masks are cached); with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 6
+    if unusable := detector_outputs.unusable_outputs(model_name, 6):
+        return unusable
     return _instances_ui(image_path, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress)
 
 
@@ -183,6 +185,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            new_scene = scenes.new_scene_button()
             model = common.model_picker(TASK)
             with gr.Row():
                 score = gr.Slider(0.05, 1, value=0.5, step=0.01, label="Score threshold")
@@ -190,7 +193,7 @@ def build() -> None:
             with gr.Row():
                 show_masks = gr.Checkbox(value=True, label="Masks")
                 show_boxes = gr.Checkbox(value=True, label="Boxes")
-                max_detections = gr.Slider(1, 100, value=100, step=1, label="Maximum instances")
+                max_detections = common.int_slider(1, 100, 100, label="Maximum instances")
             run = gr.Button("Segment instances", variant="primary")
         with gr.Column():
             panel = detector_outputs.result_panel(
@@ -202,13 +205,16 @@ def build() -> None:
 
     controls = [image, model, score, mask_threshold, show_masks, show_boxes, max_detections]
     outputs = panel.outputs
-    common.on_new_input(_instances_ui, controls, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.on_new_input(_instances_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
+    scene_truth.show_beside(panel, image, model, score)
     redraw = gr.on(
-        [score.release, mask_threshold.release, max_detections.release, show_masks.input, show_boxes.input, model.input],
+        [score.release, mask_threshold.release, max_detections.release, show_masks.input, show_boxes.input],
         _redraw, controls, outputs, api_visibility="private",
     )
     common.clear_on_failure(redraw, outputs)
-    model.change(common.model_card_markdown, model, card, api_visibility="private")
+    # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
+    picked = model.change(common.user_errors(detector_outputs.model_picked), model, card, api_visibility="private")
+    common.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
 
     with gr.Accordion("Semantic versus instance segmentation", open=False):
         gr.Markdown(

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 import models
 from models.detection import Detections, select
-from models.pose import keypoint_heatmaps
+from models.pose import keypoint_heatmaps, keypoint_names
 
-from . import common, detector_outputs, drawing
+from . import common, detector_outputs, drawing, scene_truth, scenes
 from .upload import UploadedImage
 
 TITLE = "Pose"
@@ -87,8 +85,16 @@ def table_rows(records: list[dict]) -> list[list]:
     return [[p, k["name"], k["x"], k["y"], k["score"], "yes" if k["shown"] else "faded"] for p, r in enumerate(records, start=1) for k in r["keypoints"]]
 
 
+HEATMAP_SIDE = 384  # the person's crop is enlarged to about this many pixels, so a 30 px figure's heatmap is readable
+
+
 def heatmap_view(image: Image.Image, model_name: str, score_threshold: float, person: int, keypoint: str) -> tuple[Image.Image, str]:
-    """One person's predicted heatmap for one keypoint, over the image inside that person's box, its peak marked."""
+    """One person's heatmap for one keypoint, upsampled over that person's crop, with its colour scale and its peak marked.
+
+    The keypoint head predicts a 56x56 map of logits per joint over the person's box; torchvision
+    resizes it to the box and places the joint at its peak. Shown as logits (not a softmax, which
+    puts nearly all mass on one pixel), so the whole map's shape reads, and the bar gives the values.
+    """
     model = common.load_model(model_name)
     raw = detector_outputs.predict(image, model_name).raw
     if raw.keypoints is None:
@@ -101,24 +107,20 @@ def heatmap_view(image: Image.Image, model_name: str, score_threshold: float, pe
     k = model.keypoint_names.index(keypoint)
     box = found.boxes[person - 1]
     logits = keypoint_heatmaps(model, image, box[None])[0, k]
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    width, height = max(x1 - x0, 1), max(y1 - y0, 1)
-    # torchvision decodes a keypoint by resizing the 56x56 logits to the box (bicubic) and taking the peak.
-    resized = F.interpolate(torch.from_numpy(logits)[None, None], size=(height, width), mode="bicubic", align_corners=False)[0, 0]
-    probability = resized.flatten().softmax(0).view(height, width).numpy()
-    overlay = np.asarray(image.convert("RGB")).astype(np.float32).copy()
-    region = overlay[y0:y1, x0:x1]  # torchvision clips boxes to the image
-    region[...] = region * 0.35 + drawing.heatmap(probability)[: region.shape[0], : region.shape[1]] * 0.65
-    canvas = drawing.draw_boxes(Image.fromarray(overlay.round().astype(np.uint8)), box[None], [f"person {person}"], [person_colours(person)[-1]])
-    scale = canvas.width / image.width
-    peak = found.keypoints[person - 1, k] * scale
-    mark = drawing.draw_skeletons(canvas, peak[None, None], np.array([[True]]), [], [(255, 255, 255)])
+    x0, y0, x1, y1 = (int(round(v)) for v in box)  # torchvision clips boxes to the image
+    crop = image.convert("RGB").crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))
+    low, high = float(logits.min()), float(logits.max())
+    view = drawing.heat_overlay(crop, logits, opacity=0.6, target=HEATMAP_SIDE, scale=(low, high, f"{keypoint} logit"))
+    zoom = drawing.display_scale(crop.size, HEATMAP_SIDE)
+    x, y = found.keypoints[person - 1, k]
+    peak = np.array([[[(x - x0) * zoom, (y - y0) * zoom]]], np.float32)
+    marked = drawing.draw_skeletons(view, peak, np.array([[True]]), [], [(255, 255, 255)])
     note = (
-        f"**{keypoint}** of person {person}: the keypoint head's heatmap inside the person's box (bright = likely). "
-        f"The joint is placed at its peak ({found.keypoints[person - 1, k][0]:.0f}, {found.keypoints[person - 1, k][1]:.0f}); "
-        f"its score is the peak's logit, {found.keypoint_scores[person - 1, k]:.2f}."
+        f"**{keypoint}** of person {person}: the keypoint head's {logits.shape[1]}×{logits.shape[0]} heatmap, stretched over the "
+        f"person's box ({x1 - x0}×{y1 - y0} px, enlarged ×{zoom}); colour = logit, from {low:.1f} to {high:.1f} (bar on the right). "
+        f"The joint is placed at its peak, the white dot ({x:.0f}, {y:.0f}); its score is the peak's logit, {found.keypoint_scores[person - 1, k]:.2f}."
     )
-    return mark, note
+    return marked, note
 
 
 def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float) -> Image.Image | None:
@@ -149,15 +151,19 @@ def _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, prog
 
 
 def _redraw(image_path, model_name, score, keypoint_threshold, max_people, progress: gr.Progress = gr.Progress()):
+    """Redraw after a control moves or a model is picked; with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 5
+    if unusable := detector_outputs.unusable_outputs(model_name, 5):
+        return unusable
     return _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress)
 
 
 @common.user_errors
-def _keypoint_names(model_name: str):
-    names = common.load_model(model_name).keypoint_names
-    return gr.update(choices=names, value=names[0]), common.model_card_markdown(model_name)
+def _model_changed(model_name: str):
+    """A new model: its keypoints in the picker and its card, read without loading it (its weights need not be here)."""
+    names = keypoint_names(models.spec(model_name))
+    return gr.update(choices=names, value=names[0] if names else None), detector_outputs.model_picked(model_name)
 
 
 @common.user_errors
@@ -165,14 +171,6 @@ def _heatmap_ui(image_path, model_name, score, person, keypoint):
     if not image_path:
         raise ValueError("Pick or upload an image first.")
     return heatmap_view(common.read_image(image_path), model_name, score, int(person), keypoint)
-
-
-def _initial_keypoints(model_name: str) -> list[str]:
-    """Keypoint names from the card or weights metadata, without loading the model (building the UI loads nothing)."""
-    source = models.spec(model_name).source
-    if hasattr(source, "card"):
-        return list(source.card().get("keypoints", []))
-    return list(source.weights.meta.get("keypoint_names", []))
 
 
 def build() -> None:
@@ -184,11 +182,12 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            new_scene = scenes.new_scene_button()
             model = common.model_picker(TASK)
             with gr.Row():
                 score = gr.Slider(0.05, 1, value=0.5, step=0.01, label="Person score threshold")
                 keypoint_threshold = gr.Slider(-2, 12, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.1, label="Joint score threshold", info="the heatmap peak's logit")
-            max_people = gr.Slider(1, 50, value=20, step=1, label="Maximum people")
+            max_people = common.int_slider(1, 50, 20, label="Maximum people")
             run = gr.Button("Estimate pose", variant="primary")
         with gr.Column():
             panel = detector_outputs.result_panel(
@@ -199,19 +198,22 @@ def build() -> None:
 
     controls = [image, model, score, keypoint_threshold, max_people]
     outputs = panel.outputs
-    common.on_new_input(_pose_ui, controls, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.on_new_input(_pose_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
+    scene_truth.show_beside(panel, image, model, score)
     redraw = gr.on([score.release, keypoint_threshold.release, max_people.release], _redraw, controls, outputs, api_visibility="private")
     common.clear_on_failure(redraw, outputs)
 
     with gr.Accordion("Where the model looked: one joint's heatmap", open=False):
         with gr.Row():
             person = gr.Number(value=1, precision=0, minimum=1, label="Person #")
-            names = _initial_keypoints(model.value)
+            names = keypoint_names(models.spec(model.value))
             keypoint = gr.Dropdown(choices=names, value=names[0] if names else None, label="Keypoint")
             show = gr.Button("Show heatmap")
         with gr.Row():
-            heat = gr.Image(label="Heatmap over the person's box", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
-            note = gr.Markdown()
+            heat = gr.Image(label="Heatmap over the person (colour scale on the right)", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
+            note = gr.Markdown(label="About this heatmap")
         common.clear_on_failure(show.click(_heatmap_ui, [image, model, score, person, keypoint], [heat, note], api_visibility="private"), [heat, note])
-    model.input(_keypoint_names, model, [keypoint, card], api_visibility="private").then(_redraw, controls, outputs, api_visibility="private")
+    # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
+    picked = model.change(_model_changed, model, [keypoint, card], api_visibility="private")
+    common.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
     detector_outputs.webcam_panel(live_frame, [model, score], "Skeletons on your webcam with the model and score threshold chosen above.")

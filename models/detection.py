@@ -12,6 +12,7 @@ local detectors from their JSON card.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -293,6 +294,31 @@ class DetrDetector(nn.Module):
             uses_nms=False,
             default_nms_iou=1.0,
         )
+
+
+# ---------------------------------------------------------------- labels without the weights
+
+
+DETR_COCO_CATEGORIES = ["N/A" if name == "__background__" else name for name in tv_det.FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]]
+"""What ``facebook/detr-resnet-50``'s config names its 91 classes: COCO's ids, "N/A" where COCO has no class."""
+
+
+def categories(spec: ModelSpec) -> list[str]:
+    """A detector's category names, read without loading its weights.
+
+    A page lists a model's classes as soon as it is picked, also when its weights are not on this
+    machine (yet): the local card, torchvision's weights metadata, or DETR's config when cached.
+    """
+    source = spec.source
+    if isinstance(source, LocalWeights):
+        return list(source.card().get("classes", []))
+    if isinstance(source, TorchvisionWeights):
+        return list(source.weights.meta["categories"])
+    folder = source.explicit_path() or source.cached_snapshot()
+    if folder is None:
+        return list(DETR_COCO_CATEGORIES)
+    id2label = json.loads((folder / "config.json").read_text())["id2label"]
+    return [id2label.get(str(i), "N/A") for i in range(len(id2label))]
 
 
 # ---------------------------------------------------------------- loaders and registry entries

@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision.models import detection as tv_det
 
 from .detection import Detector, local_spec, torchvision_spec
+from .sources import LocalWeights
 from .spec import ModelSpec
 
 TASK = "pose"
@@ -31,6 +32,16 @@ def specs() -> list[ModelSpec]:
             {"ShapesWorld test PCK@0.1": "pck_0.1", "person box AP@0.5": "map_50"},
         ),
     ]
+
+
+def keypoint_names(spec: ModelSpec) -> list[str]:
+    """A pose model's keypoint names, read without loading its weights (the local card or torchvision's metadata).
+
+    The keypoint picker fills in as soon as a model is picked, also when its weights are not here.
+    """
+    if isinstance(spec.source, LocalWeights):
+        return list(spec.source.card().get("keypoints", []))
+    return list(spec.source.weights.meta.get("keypoint_names", []))
 
 
 @torch.inference_mode()

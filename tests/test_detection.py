@@ -22,7 +22,7 @@ from torchvision.ops import box_iou, nms
 
 import models
 import shapesworld
-from demos import boxes, detection
+from demos import boxes, common, detection, scene_truth, scenes
 from models.detection import RAW_LIMIT, SCORE_FLOOR, RawDetections, select
 from models.sources import Availability, TorchvisionWeights
 from tests.conftest import planted_hugging_face
@@ -462,11 +462,146 @@ def test_nms_view_keeps_what_select_keeps_for_that_class(iou):
     """The step-by-step NMS table agrees with the detections the tab draws for that class."""
     _, image = _scene_image(31)
     raw = detection.predict(image, "fcos-shapes").raw
-    figure, rows, note = detection.nms_view(image, "fcos-shapes", 0.1, iou, None)
-    shown = note.split("**")[1]
+    view = detection.nms_view(image, "fcos-shapes", 0.1, iou, None)
+    figure, rows, shown = view.figure, view.rows, view.class_name
     kept = [row for row in rows if row[2] == "kept"]
     expected = select(raw, 0.1, iou, {raw.categories.index(shown)}, RAW_LIMIT)
     assert len(kept) == len(expected) > 0
     assert [row[1] for row in kept] == [round(float(s), 3) for s in expected.scores]
     assert len(rows) == int(((raw.scores > 0.1) & (raw.labels == raw.categories.index(shown))).sum())
     assert _same_shape(figure, image)
+
+
+def test_nms_view_steps_through_one_decision_at_a_time():
+    """Step k shows the first k decisions: k table rows, the k-th decision spelled out, the rest waiting."""
+    _, image = _scene_image(31)
+    final = detection.nms_view(image, "fcos-shapes", 0.1, 0.5, None)
+    assert final.step == final.steps >= 3 and len(final.rows) == final.steps
+    for k in (1, 2, final.steps):
+        view = detection.nms_view(image, "fcos-shapes", 0.1, 0.5, final.class_name, k)
+        assert view.step == k and view.rows == final.rows[:k]
+        assert f"Step {k} of {final.steps}: candidate #{k}" in view.note
+        assert f"{final.steps - k} waiting" in view.note
+        assert _same_shape(view.figure, image)
+    assert detection.nms_view(image, "fcos-shapes", 0.1, 0.5, final.class_name, 10_000).step == final.steps  # clamped
+
+
+def test_nms_figure_draws_kept_boxes_on_top_of_suppressed_ones():
+    """Two candidates on the same spot: the lower one is suppressed, and the kept box's outline is what shows."""
+    image = Image.new("RGB", (200, 200), (255, 255, 255))
+    candidates = np.array([[40, 40, 160, 160], [40, 40, 160, 161]], np.float32)
+    steps = boxes.nms_walkthrough(candidates, np.array([0.9, 0.8]), 0.5)
+    assert [s.kept for s in steps] == [True, False]
+    for step in (1, 2):  # waiting, then suppressed: under the kept box either way
+        figure = np.asarray(boxes.nms_figure(image, candidates, steps, step))
+        scale = figure.shape[0] / 200
+        left_edge = figure[int(100 * scale), int(40 * scale) + 1]
+        assert tuple(left_edge) == boxes.KEPT, (step, left_edge)
+    assert boxes.nms_rows(steps, 1) == [[1, 0.9, "kept", "no kept box overlaps it enough"]]
+    assert "**suppressed**: IoU 0.99 with kept #1 exceeds 0.50" in boxes.nms_step_note(steps, 2, 0.5)
+
+
+def test_the_iou_text_names_map_at_05_without_an_email_link():
+    _, text = boxes.explain_iou("20 20 100 90", "60 40 140 120")
+    assert "mAP&#64;0.5" in text and "@" not in text
+
+
+def _dependencies(blocks) -> list:
+    return list(blocks.fns.values())
+
+
+def test_a_failed_iou_clears_the_previous_result():
+    """Every way of computing IoU empties the figure and the text when it fails: no stale "IoU = 0.200" beside the error."""
+    import gradio as gr
+
+    with gr.Blocks() as blocks:
+        boxes.build_iou_panel()
+    dependencies = _dependencies(blocks)
+    compute = [d for d in dependencies if getattr(d.fn, "__name__", "") == "explain_iou"]
+    assert len(compute) == 1 and len(compute[0].targets) == 3  # the button and both boxes' Enter
+    cleanup = [d for d in dependencies if d.trigger_after == compute[0]._id and d.trigger_only_on_failure]
+    assert len(cleanup) == 1 and [o._id for o in cleanup[0].outputs] == [o._id for o in compute[0].outputs]
+
+
+def test_counts_are_integers_and_every_output_is_named_in_the_api():
+    """/detect's maximum is an integer (not 100.0), and no output is called value_123 in the API description."""
+    import gradio as gr
+
+    with gr.Blocks() as blocks:
+        detection.build()
+    endpoint = blocks.get_api_info()["named_endpoints"]["/detect"]
+    types = {p["parameter_name"]: p["type"]["type"] for p in endpoint["parameters"]}
+    assert types["max_detections"] == "integer"
+    labels = [r["label"] for r in endpoint["returns"]]
+    assert not [label for label in labels if label.startswith("value_")], labels
+
+
+# ---------------------------------------------------------------- a pretrained model whose weights are not here
+
+UNAVAILABLE = "fasterrcnn-resnet50-v2"
+
+
+@pytest.fixture
+def no_pretrained_weights(tmp_path, monkeypatch):
+    """Offline, with empty torchvision and Hugging Face caches: no pretrained model can load."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("DVL_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("DVL_OFFLINE", "1")
+    models.cache.cache_clear()
+    yield
+    models.cache.cache_clear()
+
+
+def assert_card_says_how_to_get_the_weights(card: str, name: str) -> None:
+    """The card names the model, says its weights are not here and gives the command, never this server's paths."""
+    spec = models.spec(name)
+    assert card.startswith(f"**{spec.title}**") and "not on this machine" in card
+    assert f"`python -m models prefetch {name}`" in card
+    assert "checkpoints" not in card and "/tmp" not in card and str(spec.source.cache_path.parent) not in card
+
+
+def test_picking_a_model_without_weights_leaves_every_control_working(no_pretrained_weights):
+    """Classes come from the weights' metadata, the NMS slider stays, the card says what to do, one warning; nothing loads."""
+    assert models.spec(UNAVAILABLE).availability() is Availability.UNAVAILABLE
+    with pytest.warns(UserWarning, match=f"cannot run here.*python -m models prefetch {UNAVAILABLE}") as warned:
+        classes, nms_default, card = detection._model_changed(UNAVAILABLE)
+    assert len(warned) == 1
+    assert "person" in classes["choices"] and "__background__" not in classes["choices"] and classes["value"] == []
+    assert nms_default == {"__type__": "update"}  # unchanged: only the loaded network knows its default
+    assert_card_says_how_to_get_the_weights(card, UNAVAILABLE)
+
+    path = scenes.scene_file(UNSEEN + 31)
+    drawn, summary, *rest = detection._refilter(path, UNAVAILABLE, 0.5, 0.5, ["person"], 100)
+    assert drawn is None and rest == [None, None, None] and "not on this machine" in summary
+    assert models.cache().loaded() == []
+
+
+def test_detr_lists_cocos_classes_without_its_weights(no_pretrained_weights):
+    assert models.spec("detr-resnet50").availability() is Availability.UNAVAILABLE
+    choices = detection.class_choices("detr-resnet50")
+    assert choices == detection.class_choices("fasterrcnn-mobilenet") and "N/A" not in choices
+
+
+# ---------------------------------------------------------------- a ShapesWorld input's ground truth and score
+
+
+def test_a_scene_shows_its_truth_and_the_cards_ap_on_that_one_image():
+    """The AP beside the truth is what the trainer's own evaluation gives on that one scene."""
+    from models.training.detection import evaluate
+
+    seed = UNSEEN + 5
+    path = scenes.scene_file(seed)
+    detection.detect(Image.open(path).convert("RGB"), "fcos-shapes")
+    drawn, text = scene_truth.truth_view(path, "fcos-shapes")
+    assert isinstance(drawn, Image.Image) and drawn.width >= 128
+    expected = evaluate(models.get("fcos-shapes"), seed=seed, count=1)
+    assert f"box AP&#64;0.5 = **{expected['map_50']:.2f}**" in text and f"AP&#64;[.5:.95] = {expected['map']:.2f}" in text
+    assert "@" not in text
+
+
+def test_a_pretrained_model_gets_the_truth_without_a_score_and_a_photo_gets_neither():
+    drawn, text = scene_truth.truth_view(scenes.scene_file(UNSEEN + 5), "fasterrcnn-mobilenet-320")
+    assert drawn is not None and "COCO's classes" in text and "AP" not in text
+    assert scene_truth.truth_view(common.example_images()[-1], "fcos-shapes") == (None, "")  # a photo

@@ -24,10 +24,12 @@ from PIL import Image
 
 import models
 import shapesworld
-from demos import detector_outputs, instances
+from demos import detector_outputs, instances, scene_truth, scenes
 from models.detection import RAW_LIMIT_PER_INSTANCE
 from models.sources import Availability
-from tests.test_detection import PHOTO, UNSEEN, _assert_same_detections, _plant_confident
+from tests.test_detection import (  # noqa: F401 (no_pretrained_weights: a fixture)
+    PHOTO, UNSEEN, _assert_same_detections, _plant_confident, assert_card_says_how_to_get_the_weights, no_pretrained_weights,
+)
 
 MASK_RCNN = "maskrcnn-resnet50-v2"
 LOCAL = "maskrcnn-shapes"
@@ -255,3 +257,33 @@ def test_a_mask_threshold_outside_zero_to_one_is_a_clear_error(mask_threshold):
     image = Image.fromarray(shapesworld.generate(UNSEEN + 41).image)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         instances.segment_instances(image, LOCAL, 0.5, mask_threshold)
+
+
+# ---------------------------------------------------------------- a pretrained model whose weights are not here
+
+MASK_RCNN = "maskrcnn-resnet50-v2"
+
+
+def test_picking_an_instance_model_without_weights_warns_once_and_redraws_empty(no_pretrained_weights):
+    assert models.spec(MASK_RCNN).availability() is Availability.UNAVAILABLE
+    with pytest.warns(UserWarning, match=f"python -m models prefetch {MASK_RCNN}") as warned:
+        card = detector_outputs.model_picked(MASK_RCNN)
+    assert len(warned) == 1
+    assert_card_says_how_to_get_the_weights(card, MASK_RCNN)
+    drawn, summary, *rest = instances._redraw(scenes.scene_file(UNSEEN + 3), MASK_RCNN, 0.5, 0.5, True, True, 100)
+    assert drawn is None and rest == [None] * 4 and "not on this machine" in summary
+    assert models.cache().loaded() == []
+
+
+def test_a_scene_shows_its_true_masks_and_the_cards_mask_ap_on_that_one_image():
+    """Mask and box AP beside the truth are what the trainer's own evaluation gives on that one scene."""
+    from models.training.instances import evaluate
+
+    seed = UNSEEN + 3
+    path = scenes.scene_file(seed)
+    instances.segment_instances(Image.open(path).convert("RGB"), "maskrcnn-shapes")
+    drawn, text = scene_truth.truth_view(path, "maskrcnn-shapes")
+    assert isinstance(drawn, Image.Image)
+    expected = evaluate(models.get("maskrcnn-shapes"), seed=seed, count=1)
+    assert f"mask AP&#64;0.5 = **{expected['mask_map_50']:.2f}**, AP&#64;[.5:.95] = {expected['mask_map']:.2f}" in text
+    assert f"box AP&#64;0.5 = **{expected['map_50']:.2f}**" in text

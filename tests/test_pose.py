@@ -21,12 +21,12 @@ from torchvision.models.detection.roi_heads import heatmaps_to_keypoints
 
 import models
 import shapesworld
-from demos import detector_outputs, pose
+from demos import detector_outputs, drawing, pose, scene_truth, scenes
 from models.detection import select
 from models.pose import keypoint_heatmaps
 from models.training.pose import pck
 from shapesworld.vocab import NOT_IN_IMAGE, OCCLUDED, VISIBLE
-from tests.test_detection import PHOTO, UNSEEN, _assert_same_detections
+from tests.test_detection import PHOTO, UNSEEN, _assert_same_detections, assert_card_says_how_to_get_the_weights, no_pretrained_weights  # noqa: F401 (a fixture)
 from tests.test_instances import loads_through_torchvision, match_by_box, planted, threshold_inside
 
 KEYPOINT_RCNN = "keypointrcnn-resnet50"
@@ -216,11 +216,19 @@ def test_local_keypoint_rcnn_beats_the_bar_on_unseen_scenes():
 
 
 def test_heatmap_view_shows_one_joint_of_one_person():
-    """The 'where the model looked' panel: an image of the person's box with the heatmap, and a note naming the joint."""
+    """The 'where the model looked' panel: the person's crop, enlarged, under the whole heatmap in colour, its scale beside it."""
     _, image = _scene_with_people()
     view, note = pose.heatmap_view(image, LOCAL, 0.5, 1, "left_wrist")
-    assert isinstance(view, Image.Image) and view.width >= image.width and view.width * image.height == view.height * image.width
-    assert note.startswith("**left_wrist** of person 1") and "peak" in note
+    box = select(detector_outputs.predict(image, LOCAL).raw, 0.5).boxes[0]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    zoom = drawing.display_scale((x1 - x0, y1 - y0), pose.HEATMAP_SIDE)
+    assert zoom > 1 and view.height == (y1 - y0) * zoom
+    assert view.width > (x1 - x0) * zoom + 20  # the colour bar on the right
+    crop = np.asarray(view)[:, : (x1 - x0) * zoom].reshape(-1, 3)
+    assert len(np.unique(crop, axis=0)) > 500, "the heatmap should colour the whole crop, not one dot"
+    bar = np.asarray(view)[:, (x1 - x0) * zoom :]
+    assert (bar == 255).all(axis=2).mean() > 0.3  # a white margin with the bar and its labels
+    assert note.startswith("**left_wrist** of person 1") and "peak" in note and "bar on the right" in note
     assert models.get(LOCAL).keypoint_names == list(shapesworld.KEYPOINTS)
 
 
@@ -255,3 +263,35 @@ def test_a_segmentation_model_is_a_clear_error():
     _, image = _scene_with_people()
     with pytest.raises(ValueError, match="is a segmentation model"):
         pose.estimate_pose(image, "unet-shapes")
+
+
+# ---------------------------------------------------------------- a pretrained model whose weights are not here
+
+
+def test_picking_a_pose_model_without_weights_leaves_every_control_working(no_pretrained_weights):
+    """COCO's keypoint names in the picker (from the weights' metadata), the card says what to do, one warning, an empty redraw."""
+    assert models.spec(KEYPOINT_RCNN).availability() is models.Availability.UNAVAILABLE
+    with pytest.warns(UserWarning, match=f"python -m models prefetch {KEYPOINT_RCNN}") as warned:
+        keypoint, card = pose._model_changed(KEYPOINT_RCNN)
+    assert len(warned) == 1
+    assert keypoint["choices"][:2] == ["nose", "left_eye"] and len(keypoint["choices"]) == 17 and keypoint["value"] == "nose"
+    assert_card_says_how_to_get_the_weights(card, KEYPOINT_RCNN)
+    path = scenes.scene_file(UNSEEN + 50)
+    drawn, summary, *rest = pose._redraw(path, KEYPOINT_RCNN, 0.5, 2.0, 20)
+    assert drawn is None and rest == [None, None, None] and "not on this machine" in summary
+    assert models.cache().loaded() == []
+
+
+def test_a_scene_shows_its_true_skeletons_and_the_cards_pck_on_that_one_image():
+    """PCK@0.1 beside the truth is what the trainer's own evaluation gives on that one scene."""
+    from models.training.pose import evaluate
+
+    scene, _ = _scene_with_people()
+    path = scenes.scene_file(scene.seed)
+    pose.estimate_pose(Image.open(path).convert("RGB"), LOCAL)
+    drawn, text = scene_truth.truth_view(path, LOCAL, 0.5)
+    assert isinstance(drawn, Image.Image)
+    expected = evaluate(models.get(LOCAL), seed=scene.seed, count=1)
+    assert f"PCK&#64;0.1 = **{expected['pck_0.1']:.2f}** over {expected['visible_keypoints']} visible keypoints" in text
+    drawn, text = scene_truth.truth_view(path, KEYPOINT_RCNN)
+    assert drawn is not None and "not scored" in text
