@@ -447,3 +447,30 @@ def test_diffusion_tab_in_a_browser(app_url, session):
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)
         assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+@pytest.mark.parametrize(
+    "tab, button, model",
+    [
+        ("Object detection", "Detect", "Faster R-CNN ResNet-50 FPN v2"),
+        ("Pose", "Estimate pose", "Keypoint R-CNN ResNet-50 FPN"),
+        ("Instance segmentation", "Segment instances", "Mask R-CNN ResNet-50 FPN v2"),
+    ],
+)
+def test_picking_a_model_without_weights_in_a_browser(app_url, session, tab, button, model):
+    """A pretrained model whose weights are not here (offline, not planted), picked after a result: one message, no
+    control turns into an error badge, and the card names the picked model and how to get its weights."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, tab, button)
+    with screenshot_on_failure(page, f"browser-unavailable-{button.split()[0].lower()}-failure.png"):
+        click_example(panel, "shapesworld-")
+        expect(page.locator("[data-testid=status-tracker]").filter(has_text="processing")).to_have_count(0, timeout=PREDICT_MS)
+        choose_model(panel, model)
+        expect(panel.get_by_text("python -m models prefetch").first).to_be_visible(timeout=UI_MS)  # the card
+        expect(panel.get_by_text(model, exact=True).first).to_be_visible(timeout=UI_MS)
+        page.wait_for_timeout(2000)  # every handler the pick starts has answered
+        expect(page.get_by_test_id("toast-body")).to_have_count(1, timeout=UI_MS)
+        expect(page.get_by_test_id("toast-text")).to_have_count(1)  # Gradio stacks repeats of one message in one toast
+        expect(page.locator(".error:visible")).to_have_count(0)  # no component shows Gradio's red "Error" badge
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
