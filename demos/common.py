@@ -299,7 +299,12 @@ def model_picker(task: str, label: str = "Model", value: str | None = None) -> g
         info="local = trained here on ShapesWorld, runs offline · pretrained = canonical public weights · "
         "the default is the best model that runs here (on a CPU, a fast one)",
     )
-    gr.on(None, lambda: gr.update(choices=_picker_choices(task)), None, picker, api_visibility="private", show_progress="hidden")
+    # Not queued: a page load refreshes every picker at once, and this costs no model; queued, a
+    # page's own refreshes would use up its share of the queue (hosting.fairness) before any request.
+    gr.on(
+        None, lambda: gr.update(choices=_picker_choices(task)), None, picker, api_visibility="private", show_progress="hidden",
+        queue=False,
+    )
     return picker
 
 
