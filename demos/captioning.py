@@ -1,7 +1,7 @@
 """Captions and visual question answering tab: describe an image, or ask it a question, and see how.
 
 Pure functions first (``decoding_from``, ``check_question``, ``steps_html``, ``word_choices``,
-``top_answers_label``), then the streaming handlers and ``build()``. The model side is
+``top_answers_label``, ``caption_truth``, ``answer_truth``), then the streaming handlers and ``build()``. The model side is
 ``models.captioning``: BLIP (pretrained and tiny) and the CNN-LSTM, all decoded by transformers'
 own ``generate``.
 """
@@ -16,9 +16,14 @@ import numpy as np
 from PIL import Image
 
 import models
-from models.captioning import DECODING_METHODS, MAX_NEW_TOKENS, MAX_SEQUENCES, Answerer, Captioner, Decoding, Explanation, Generated
+import shapesworld
+from models.captioning import (
+    DECODING_METHODS, MAX_NEW_TOKENS, MAX_SEQUENCES, Answerer, Captioner, Decoding, Explanation, Generated, longest_caption,
+)
+from models.training.captioning import names_only_what_is_there
+from shapesworld.language import captions_for
 
-from . import common, drawing
+from . import common, drawing, scenes
 from .upload import UploadedImage
 
 TITLE = "Captions and questions"
@@ -29,14 +34,16 @@ ANSWER_ENDPOINT = "answer"
 
 MAX_QUESTION_CHARS = 300
 MODES = ("Caption", "Ask a question")
+GROUND_TRUTH = "Ground truth (ShapesWorld scene)"
+HEAT_SCALE = drawing.HeatScale(0.0, 1.0, "Grad-CAM (1 = the most used patch)")
 SHAPES_QUESTIONS = [
     "what colour is the circle?", "how many stars are there?", "is there a red square?", "what shape is the blue object?",
     "is the ring left of the triangle?",
 ]
 
 
-def decoding_from(method: str, beams: float, top_p: float, temperature: float, max_tokens: float, count: float, seed: float) -> Decoding:
-    """A checked Decoding from the widgets' values (numbers arrive as floats from the page and the API)."""
+def decoding_from(method: str, beams: int, top_p: float, temperature: float, max_tokens: int, count: int, seed: int) -> Decoding:
+    """A checked Decoding from the widgets' values (an emptied number arrives as None)."""
     decoding = Decoding(
         method=method, beams=int(beams or 0), top_p=float(top_p), temperature=float(temperature),
         max_tokens=int(max_tokens or 0), count=int(count or 0), seed=int(seed or 0),
@@ -64,7 +71,7 @@ def check_question(question: str | None, model: Answerer) -> tuple[str, list[str
         raise ValueError("None of this question's words are in the model's vocabulary: ask in English.")
     if unknown:
         notices.append(f"Words this model cannot read (it answers without them): {', '.join(unknown)}.")
-    limit = model.tokenizer.model_max_length
+    limit = model.text_positions
     tokens = len(model.tokenizer(question).input_ids)
     if tokens > limit:
         notices.append(f"The question is {tokens} tokens long; the model reads only the first {limit}.")
@@ -116,6 +123,47 @@ def captions_text(texts: list[str]) -> str:
     return "\n".join(t or "(empty)" for t in texts)
 
 
+def caption_truth(scene: shapesworld.Scene | None, texts: list[str]) -> str:
+    """A ShapesWorld scene's true captions, and whether each generated caption is right by the project's caption metric.
+
+    Right means what the bar (``caption_all_attributes``) counts: the caption names as many objects
+    as the grammar does, each one there with the colour and shape it says; relations and sizes aside.
+    Empty for any other image.
+    """
+    if scene is None:
+        return ""
+    lines = [f"**{GROUND_TRUTH}**", "True caption: " + " · ".join(f"“{c}”" for c in captions_for(scene.objects))]
+    if texts:
+        lines.append("Judged as the captioning bar judges (relations and sizes aside):")
+    for i, text in enumerate(texts):
+        verdict = "✓ right: names only objects that are there, with their colour and shape" if names_only_what_is_there(text, scene.objects) else (
+            "✗ wrong: names an object that is not there (colour or shape), or not as many as the scene has (two at most)"
+        )
+        lines.append(f"Caption {i + 1}: {verdict}")
+    return "  \n".join(lines)
+
+
+def answer_truth(scene: shapesworld.Scene | None, question: str = "", answer: str | None = None) -> str:
+    """A ShapesWorld scene's questions and true answers; the asked one marked, with whether ``answer`` matches it.
+
+    Empty for any other image; before a question is answered (``answer`` None), just the pairs.
+    """
+    if scene is None:
+        return ""
+    asked = " ".join(question.lower().split())
+    rows, found = [], False
+    for qa in scene.qa:
+        mark = ""
+        if answer is not None and qa.question == asked:
+            found = True
+            mark = f"**{html.escape(answer or '(empty)')}** " + ("✓" if answer == qa.answer else "✗")
+        rows.append(f"| {html.escape(qa.question)} | {html.escape(qa.answer)} | {mark} |")
+    lines = [f"**{GROUND_TRUTH}**", "", "| question | true answer | model |", "|---|---|---|", *rows]
+    if answer is not None and not found:
+        lines += ["", "The question asked is not one of this scene's, so its true answer is not known here."]
+    return "\n".join(lines)
+
+
 def notes_markdown(result: Generated, model_name: str, what: str, extra: list[str] = ()) -> str:
     spec = models.spec(model_name)
     lines = [f"{len(result.texts)} {what} from **{spec.title}** in {result.seconds * 1000:.0f} ms."]
@@ -127,8 +175,8 @@ def notes_markdown(result: Generated, model_name: str, what: str, extra: list[st
 
 @common.user_errors(gpu_seconds=30)
 def _caption_ui(
-    image_path: str, model_name: str, prefix: str, method: str, beams: float, top_p: float, temperature: float,
-    max_tokens: float, count: float, seed: float, progress: gr.Progress = gr.Progress(),
+    image_path: str, model_name: str, prefix: str, method: str, beams: int, top_p: float, temperature: float,
+    max_tokens: int, count: int, seed: int, progress: gr.Progress = gr.Progress(),
 ) -> Iterator:
     """Caption an image; the caption streams in token by token.
 
@@ -140,13 +188,14 @@ def _caption_ui(
         beams: beam width (beam search), 1-16.
         top_p: nucleus sampling keeps the smallest set of tokens whose probability reaches top-p.
         temperature: nucleus sampling divides the logits by it (below 1: safer, above 1: wilder).
-        max_tokens: the longest caption, in tokens (1-60).
+        max_tokens: the longest caption, in tokens (1-60); a model that reads fewer lowers it, and says so in the notes.
         count: how many captions (beam search: the best beams; sampling: independent samples; greedy: always one).
         seed: the sampling seed; the same seed gives the same captions.
 
     Returns:
         The captions (one per line), notes, the step-by-step decoding of the first caption, the word
-        choices and the heatmap of where the model looked for its first content word.
+        choices, the heatmap of where the model looked for its first content word, and for a
+        ShapesWorld scene its true captions and whether each caption is right ("" for other images).
     """
     if not image_path:
         raise ValueError("Upload an image first (or pick an example).")
@@ -160,10 +209,10 @@ def _caption_ui(
             break
         shown = [t for t in item[: max(decoding.sequences, 1)] if t]
         if shown:
-            yield captions_text(shown), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield captions_text(shown), *[gr.skip()] * 6
     explanation = model.explain(image, result.ids[0])
     first = first_content_word(explanation)
-    heat = drawing.heat_overlay(image, explanation.heatmaps[first]) if explanation.heatmaps is not None else None
+    heat = drawing.heat_overlay(image, explanation.heatmaps[first], scale=HEAT_SCALE) if explanation.heatmaps is not None else None
     extra = [] if explanation.heatmaps is not None else ["The CNN-LSTM sees the image as one vector: it has no attention over places to map."]
     yield (
         captions_text(result.texts),
@@ -171,6 +220,7 @@ def _caption_ui(
         steps_html(explanation),
         gr.update(choices=word_choices(explanation), value=first),
         heat,
+        caption_truth(scenes.scene_of(image_path), result.texts),
         explanation.heatmaps,
     )
 
@@ -179,7 +229,7 @@ def _word_heatmap(image_path: str | None, heatmaps: np.ndarray | None, step: int
     """Redraw the heatmap for another word of the caption (no model call: the maps are kept per caption)."""
     if not image_path or heatmaps is None or step is None or not 0 <= int(step) < len(heatmaps):
         return gr.skip()
-    return drawing.heat_overlay(common.read_image(image_path), heatmaps[int(step)])
+    return drawing.heat_overlay(common.read_image(image_path), heatmaps[int(step)], scale=HEAT_SCALE)
 
 
 @common.user_errors(gpu_seconds=30)
@@ -193,7 +243,8 @@ def _answer_ui(image_path: str, model_name: str, question: str, progress: gr.Pro
 
     Returns:
         The answer, the five most likely answers with the model's probability of each, a Grad-CAM
-        heatmap of where the model looked for the answer, and notes.
+        heatmap of where the model looked for the answer, notes, and for a ShapesWorld scene its
+        questions with their true answers ("" for other images).
     """
     if not image_path:
         raise ValueError("Upload an image first (or pick an example).")
@@ -206,16 +257,24 @@ def _answer_ui(image_path: str, model_name: str, question: str, progress: gr.Pro
             result = item
             break
         if item[0]:
-            yield item[0], gr.skip(), gr.skip(), gr.skip()
+            yield item[0], *[gr.skip()] * 4
     answer = result.texts[0]
     top = model.top_answers(image, question)
-    heat = drawing.heat_overlay(image, model.explain(image, question, answer))
-    yield answer or "(empty)", top_answers_label(top), heat, notes_markdown(result, model_name, "answer", notices)
+    heat = drawing.heat_overlay(image, model.explain(image, question, answer), scale=HEAT_SCALE)
+    truth = answer_truth(scenes.scene_of(image_path), question, answer)
+    yield answer or "(empty)", top_answers_label(top), heat, notes_markdown(result, model_name, "answer", notices), truth
 
 
-def _caption_model_changed(model_name: str):
+def _length_slider(model_name: str, length: int | None):
+    """The length slider bounded by what ``model_name`` can write (20 positions hold 19 tokens after the start)."""
+    longest = longest_caption(models.spec(model_name))
+    return gr.update(maximum=longest, value=min(int(length or longest), longest))
+
+
+def _caption_model_changed(model_name: str, length: int | None):
     spec = models.spec(model_name)
-    return common.model_card_markdown(model_name), gr.update(interactive=True, placeholder="a picture of" if spec.tier == "pretrained" else "a large")
+    prefix = gr.update(interactive=True, placeholder="a picture of" if spec.tier == "pretrained" else "a large")
+    return common.model_card_markdown(model_name), prefix, _length_slider(model_name, length)
 
 
 def build() -> None:
@@ -229,6 +288,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
+            new_scene = scenes.new_scene_button()
             examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
         with gr.Column(scale=1):
             mode = gr.Radio(list(MODES), value="Caption", label="Mode", show_label=False)
@@ -237,17 +297,20 @@ def build() -> None:
                 prefix = gr.Textbox("", label="Caption starts with (optional)", placeholder="a picture of")
                 method = gr.Radio(list(DECODING_METHODS), value="greedy", label="Decoding")
                 with gr.Row():
-                    beams = gr.Slider(1, 16, value=3, step=1, label="Beam width (beam search)")
-                    count = gr.Slider(1, MAX_SEQUENCES, value=1, step=1, label="Captions")
+                    beams = gr.Slider(1, 16, value=3, step=1, precision=0, label="Beam width (beam search)")
+                    count = gr.Slider(1, MAX_SEQUENCES, value=1, step=1, precision=0, label="Captions")
                 with gr.Row():
                     top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="top-p (sampling)")
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature (sampling)")
                 with gr.Row():
-                    max_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=20, step=1, label="Maximum length (tokens)")
+                    # The API accepts up to MAX_NEW_TOKENS for every model (a model that reads fewer lowers it and
+                    # says so); the page bounds the slider by the picked model (_length_slider).
+                    max_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=20, step=1, precision=0, label="Maximum length (tokens)")
                     seed = gr.Number(0, label="Seed (sampling)", precision=0, minimum=0)
                 run = gr.Button("Caption", variant="primary")
                 captions = gr.Textbox(label="Captions", lines=3, interactive=False)
-                notes = gr.Markdown()
+                truth = gr.Markdown(label=GROUND_TRUTH)
+                notes = gr.Markdown(label="Notes")
                 card = gr.Markdown(common.model_card_markdown(model.value))
             with gr.Column(visible=False) as ask_side:
                 vqa_model = common.model_picker(ANSWER_TASK, label="Answering model")
@@ -260,7 +323,8 @@ def build() -> None:
                     label="Where the model looked for this answer (Grad-CAM)", type="pil", format="png", interactive=False, height=320,
                     elem_classes="dvl-image",
                 )
-                answer_notes = gr.Markdown()
+                answer_truth_md = gr.Markdown(label=GROUND_TRUTH)
+                answer_notes = gr.Markdown(label="Notes")
                 vqa_card = gr.Markdown(common.model_card_markdown(vqa_model.value))
     with gr.Column(visible=True) as caption_panels:
         with gr.Accordion("Decoding, step by step (first caption)", open=True):
@@ -269,7 +333,7 @@ def build() -> None:
                 "top one; beam search keeps the best few partial captions and may take a token that is not the top one now "
                 "because it leads to a likelier sentence (marked ⟂); sampling draws from the top-p nucleus."
             )
-            steps = gr.HTML()
+            steps = gr.HTML(label="Decoding, step by step")
         with gr.Accordion("Where the model looked, word by word", open=True):
             gr.Markdown(
                 "Grad-CAM on the decoder's last cross-attention: for the chosen word, each image patch's attention weight "
@@ -286,19 +350,30 @@ def build() -> None:
     )
 
     caption_inputs = [image, model, prefix, method, beams, top_p, temperature, max_tokens, count, seed]
-    caption_outputs = [captions, notes, steps, word, heat, heatmaps]
-    common.on_new_input(_caption_ui, caption_inputs, caption_outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    caption_outputs = [captions, notes, steps, word, heat, truth, heatmaps]
+    common.on_new_input(
+        _caption_ui, caption_inputs, caption_outputs, button=run, image=image, examples=examples, api_name=ENDPOINT, new_scene=new_scene
+    )
     common.clear_on_failure(prefix.submit(_caption_ui, caption_inputs, caption_outputs, api_visibility="private"), caption_outputs)
     word.input(_word_heatmap, [image, heatmaps, word], heat, api_visibility="private")
-    model.change(_caption_model_changed, model, [card, prefix], api_visibility="private")
+    # Quick UI updates skip the queue, where each counts against a page's share (a page load already sends many).
+    model.change(_caption_model_changed, [model, max_tokens], [card, prefix, max_tokens], api_visibility="private", queue=False)
+    gr.on(
+        None, lambda: _length_slider(model.value, max_tokens.value), None, max_tokens, api_visibility="private", show_progress="hidden", queue=False
+    )
 
-    answer_inputs, answer_outputs = [image, vqa_model, question], [answer, top, answer_heat, answer_notes]
+    answer_inputs, answer_outputs = [image, vqa_model, question], [answer, top, answer_heat, answer_notes, answer_truth_md]
     events = [
         ask.click(common.named_endpoint(_answer_ui, ANSWER_ENDPOINT), answer_inputs, answer_outputs, api_name=ANSWER_ENDPOINT),
         question.submit(_answer_ui, answer_inputs, answer_outputs, api_visibility="private"),
     ]
     for event in events:
         common.clear_on_failure(event, answer_outputs)
-    # A new image makes the shown answer stale: clear it (the caption side reruns on its own).
-    image.change(None, None, answer_outputs, js=common.empty_outputs_js(answer_outputs), api_visibility="private", show_progress="hidden")
+    # A new image makes the shown answer stale: clear it (the caption side reruns on its own), and
+    # list a ShapesWorld scene's questions, to pick one from.
+    stale = answer_outputs[:-1]
+    image.change(None, None, stale, js=common.empty_outputs_js(stale), api_visibility="private", show_progress="hidden")
+    image.change(
+        lambda path: answer_truth(scenes.scene_of(path)), image, answer_truth_md, api_visibility="private", show_progress="hidden", queue=False
+    )
     vqa_model.change(common.model_card_markdown, vqa_model, vqa_card, api_visibility="private")

@@ -18,6 +18,7 @@ their model: the attention weighted by how much the word's log-probability depen
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 import time
@@ -30,7 +31,7 @@ from PIL import Image
 from torch import nn
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from .sources import HuggingFaceWeights, LocalWeights
+from .sources import HuggingFaceWeights, LocalWeights, WeightsUnavailable
 from .spec import ModelSpec, local_spec
 
 DECODING_METHODS = ("greedy", "beam search", "nucleus sampling")
@@ -68,6 +69,12 @@ class Decoding:
     def sequences(self) -> int:
         """Greedy decoding has exactly one answer, however many are asked for."""
         return 1 if self.method == "greedy" else self.count
+
+    def within(self, limit: int, reason: str) -> tuple[Decoding, list[str]]:
+        """This decoding with at most ``limit`` new tokens, and a notice saying why when that lowers the asked length."""
+        if self.max_tokens <= limit:
+            return self, []
+        return dataclasses.replace(self, max_tokens=limit), [f"Maximum length lowered from {self.max_tokens} to {limit} tokens: {reason}."]
 
     def generate_kwargs(self) -> dict:
         """The ``generate`` arguments of this method, as transformers' generation guide names them."""
@@ -190,6 +197,16 @@ class _ImageToText(nn.Module):
     def _device(self) -> torch.device:
         return next(self.network.parameters()).device
 
+    @property
+    def text_positions(self) -> int:
+        """The longest text the network reads, special tokens included (BLIP's position embeddings: 20 for the tiny ones).
+
+        ``generate`` does not stop there on its own: a caption that has not ended by then runs
+        past the last position and fails, so every text this wrapper writes or reads is kept within it.
+        """
+        config = self.network.config
+        return getattr(config, "text_config", config).max_position_embeddings
+
     def words(self, text: str) -> list[str]:
         """``text`` split into words as the tokenizer splits it before WordPiece (lower-cased; CJK characters apart)."""
         backend = self.tokenizer.backend_tokenizer
@@ -217,15 +234,48 @@ class Captioner(_ImageToText):
         return hasattr(self.network, "vision_model")
 
     def prompt_ids(self, count: int, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """[CLS] + prefix + [SEP], as the processor tokenises a conditional caption's text, for each image."""
-        encoded = self.tokenizer([prefix.strip()] * count, return_tensors="pt")
+        """[CLS] + prefix + [SEP], as the processor tokenises a conditional caption's text, for each image.
+
+        ``generate`` drops the [SEP], so a prefix cut to ``text_positions`` tokens with it leaves room for one new token.
+        """
+        encoded = self.tokenizer([prefix.strip()] * count, truncation=True, max_length=self.text_positions, return_tensors="pt")
         return encoded.input_ids.to(self._device), encoded.attention_mask.to(self._device)
+
+    def max_new_tokens(self, prefix: str = "") -> int:
+        """The longest caption this model can write after ``prefix`` (the start token and the prefix take positions too)."""
+        return min(MAX_NEW_TOKENS, self.text_positions - (self.prompt_ids(1, prefix)[0].shape[1] - 1))
+
+    def _prefix_notices(self, prefix: str, decoding: Decoding) -> tuple[Decoding, list[str]]:
+        """``decoding`` bounded by what fits after ``prefix``, and what the user should know about how the prefix was read.
+
+        Asking for more than the model ever writes is named; the room a prefix takes is named only
+        if a caption runs into it (``_cut_notices``), since most captions end well before.
+        """
+        notices = []
+        unknown = self.unknown_words(prefix)
+        if unknown:
+            notices.append(f"Words this model cannot read: {', '.join(unknown)}.")
+        tokens = len(self.tokenizer(prefix.strip()).input_ids)
+        if tokens > self.text_positions:
+            notices.append(f"The start is {tokens - 2} tokens long; this model reads only its first {self.text_positions - 2}.")
+        reason = f"this model reads at most {self.text_positions} tokens, its start included"
+        _, lowered = decoding.within(self.max_new_tokens(), reason)
+        decoding, _ = decoding.within(self.max_new_tokens(prefix), reason)
+        return decoding, notices + lowered
+
+    def _cut_notices(self, rows: list[list[int]]) -> list[str]:
+        """A notice when a caption filled every position without ending: it stops there, mid-sentence."""
+        cut = sum(len(row) >= self.text_positions and row[-1] != self.tokenizer.sep_token_id for row in rows)
+        if not cut:
+            return []
+        return [f"{cut} caption(s) had not ended by this model's last position ({self.text_positions} tokens, the start included): cut there."]
 
     @torch.no_grad()
     def generate(self, images: Sequence[Image.Image], decoding: Decoding, prefix: str = "", on_step=None) -> Generated:
         """``decoding.sequences`` captions per image, each starting with ``prefix`` (conditional captioning)."""
         decoding.check()
         started = time.perf_counter()
+        decoding, notices = self._prefix_notices(prefix, decoding)
         pixels = self.pixel_values(images)
         kwargs = decoding.generate_kwargs()
         if on_step is not None:
@@ -238,13 +288,10 @@ class Captioner(_ImageToText):
             else:
                 features = self.network.encode(pixels)
                 out = self.network.generate(input_ids=ids[:, :-1], image_features=features, use_cache=False, **kwargs)
-        notices = []
         if decoding.method == "greedy" and decoding.count > 1:
             notices.append("Greedy decoding has one answer: pick beam search or nucleus sampling for several.")
-        unknown = self.unknown_words(prefix)
-        if unknown:
-            notices.append(f"Words this model cannot read: {', '.join(unknown)}.")
-        return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), notices, time.perf_counter() - started)
+        rows = _without_padding(out, self.tokenizer.pad_token_id)
+        return Generated(self.decode(out), rows, notices + self._cut_notices(rows), time.perf_counter() - started)
 
     def stream(self, image: Image.Image, decoding: Decoding, prefix: str = "") -> Iterator[list[str] | Generated]:
         """Partial captions after every decoding step (live beams for beam search), then the Generated."""
@@ -254,7 +301,7 @@ class Captioner(_ImageToText):
     def explain(self, image: Image.Image, ids: Sequence[int]) -> Explanation:
         """Re-read caption ``ids`` (as generated) with the image: each step's top tokens and heatmap."""
         pixels = self.pixel_values([image])
-        ids_tensor = torch.tensor([list(ids)], device=self._device)
+        ids_tensor = torch.tensor([list(ids)[: self.text_positions]], device=self._device)
         if self.is_blip:
             return self._explain_blip(pixels, ids_tensor)
         with torch.no_grad():
@@ -296,21 +343,29 @@ class Answerer(_ImageToText):
     """``BlipForQuestionAnswering`` (either tier) with its processor and tokenizer."""
 
     def questions(self, questions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        encoded = self.tokenizer(list(questions), padding=True, truncation=True, return_tensors="pt")
+        """The questions tokenised and padded, each cut to the ``text_positions`` tokens the question encoder reads."""
+        encoded = self.tokenizer(list(questions), padding=True, truncation=True, max_length=self.text_positions, return_tensors="pt")
         return encoded.input_ids.to(self._device), encoded.attention_mask.to(self._device)
+
+    def answer_ids(self, answers: Sequence[str]) -> torch.Tensor:
+        """[CLS] answer [SEP] per answer, padded, each cut to the ``text_positions`` tokens the answer decoder reads."""
+        encoded = self.tokenizer(list(answers), padding=True, truncation=True, max_length=self.text_positions, return_tensors="pt")
+        return encoded.input_ids.to(self._device)
 
     @torch.no_grad()
     def generate(self, images: Sequence[Image.Image], questions: Sequence[str], decoding: Decoding, on_step=None) -> Generated:
         """``decoding.sequences`` answers per (image, question) pair, through BLIP's own ``generate``."""
         decoding.check()
         started = time.perf_counter()
+        # The answer decoder starts from its [BOS] token: the rest of its positions are the answer's.
+        decoding, notices = decoding.within(self.text_positions - 1, f"this model's answers are at most {self.text_positions - 1} tokens long")
         ids, mask = self.questions(questions)
         kwargs = decoding.generate_kwargs()
         if on_step is not None:
             kwargs["logits_processor"] = LogitsProcessorList([StepObserver(on_step)])
         with seeded(decoding):
             out = self.network.generate(input_ids=ids, pixel_values=self.pixel_values(images), attention_mask=mask, **kwargs)
-        return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), [], time.perf_counter() - started)
+        return Generated(self.decode(out), _without_padding(out, self.tokenizer.pad_token_id), notices, time.perf_counter() - started)
 
     def stream(self, image: Image.Image, question: str, decoding: Decoding) -> Iterator[list[str] | Generated]:
         decoding.check()
@@ -343,7 +398,7 @@ class Answerer(_ImageToText):
         unique = list(dict.fromkeys(t for t in found.texts if t))
         if not unique:
             return []
-        answers = self.tokenizer(unique, padding=True, return_tensors="pt").input_ids.to(self._device)
+        answers = self.answer_ids(unique)
         embeds = self._question_embeds(self.pixel_values([image]), question).last_hidden_state
         probabilities = self._answer_log_probs(embeds, answers).exp().tolist()
         return sorted(zip(unique, probabilities), key=lambda pair: -pair[1])
@@ -357,7 +412,7 @@ class Answerer(_ImageToText):
         with torch.enable_grad():
             encoded = self._question_embeds(self.pixel_values([image]), question, output_attentions=True)
             attention = encoded.cross_attentions[-1]  # (1, heads, question tokens, 1 + patches)
-            answers = self.tokenizer([answer], return_tensors="pt").input_ids.to(self._device)
+            answers = self.answer_ids([answer])
             target = self._answer_log_probs(encoded.last_hidden_state, answers).sum()
             (gradients,) = torch.autograd.grad(target, attention)
         maps = gradcam(attention[0].detach(), gradients[0], _patch_grid(self.network.config.vision_config))
@@ -403,6 +458,28 @@ def _load_local(spec: ModelSpec) -> Captioner | Answerer:
     card = source.card()
     wrapper = Captioner if spec.task == "caption" else Answerer
     return wrapper(load_network(card, state), image_processor(card["image_size"]), shapes_tokenizer(tuple(card["vocabulary"])), spec.name)
+
+
+def longest_caption(spec: ModelSpec) -> int:
+    """The most tokens captioner ``spec`` writes with no prefix (``Captioner.max_new_tokens("")``), read from its config alone.
+
+    The page bounds its length slider with it whenever a model is picked, without loading weights;
+    MAX_NEW_TOKENS when the config is not on this machine (the request then says how to get it).
+    """
+    from transformers import BlipConfig
+
+    from .nets.captioning import MAX_TEXT_TOKENS
+
+    try:
+        if isinstance(spec.source, LocalWeights):
+            config = spec.source.card().get("config", {})
+            positions = config.get("text_config", config).get("max_position_embeddings", MAX_TEXT_TOKENS)
+        else:
+            (config,) = spec.source.build(BlipConfig)
+            positions = config.text_config.max_position_embeddings
+    except WeightsUnavailable:
+        return MAX_NEW_TOKENS
+    return min(MAX_NEW_TOKENS, positions - 1)  # the start token takes the first position
 
 
 def _pretrained_spec(task: str, name: str, title: str, repo: str, params: int, metrics: dict, about: str) -> ModelSpec:

@@ -324,11 +324,12 @@ def test_caption_an_unseen_scene_and_see_its_decoding(client, scene_file):
     from shapesworld.language import named_objects
 
     path, scene = scene_file
-    captions, notes, steps, word, heat = client.predict(
+    captions, notes, steps, word, heat, truth = client.predict(
         handle_file(str(path)), "blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 20, 1, 0, api_name="/caption"
     )
     assert len(named_objects(captions)) == min(2, len(scene.objects))  # the quality bar itself is in test_captioning.py
-    assert "1 caption(s)" in notes and "<table" in steps and Image.open(heat).size == (384, 384)
+    assert "1 caption(s)" in notes and "<table" in steps and Image.open(heat).height == 384  # with its colour scale beside it
+    assert "lowered from 20 to 19" in notes and truth == ""  # the tiny BLIP's 20 positions; a file not named as a scene
     beams, *_ = client.predict(handle_file(str(path)), "blip-caption-shapes", "", "beam search", 4, 0.9, 1.0, 20, 3, 0, api_name="/caption")
     assert len(beams.splitlines()) == 3
 
@@ -336,9 +337,33 @@ def test_caption_an_unseen_scene_and_see_its_decoding(client, scene_file):
 def test_answer_a_question_about_an_unseen_scene(client, scene_file):
     path, scene = scene_file
     qa = next(qa for qa in scene.qa if qa.kind == "count")
-    answer, top, heat, notes = client.predict(handle_file(str(path)), "blip-vqa-shapes", qa.question, api_name="/answer")
+    answer, top, heat, notes, truth = client.predict(handle_file(str(path)), "blip-vqa-shapes", qa.question, api_name="/answer")
     assert answer in shapesworld.language.NUMBER_WORDS and answer in [c["label"] for c in top["confidences"]] and len(top["confidences"]) <= 5
-    assert Image.open(heat).size == (384, 384)
+    assert Image.open(heat).height == 384 and truth == ""
+
+
+def test_caption_and_answer_stream_no_error_event_for_photos_odd_colour_modes_and_noise(app_url, tmp_path):
+    """Over the raw REST stream, at the API's longest length: a 128 px noise image ran the tiny BLIP past its 20 positions."""
+    import httpx
+    from skimage import data
+
+    odd_modes = ("rgba_png", "p_png", "p_transparency_png", "cmyk_tiff", "cmyk_jpeg")
+    paths = [item.path for item in make_corpus(tmp_path / "corpus") if item.name in odd_modes]
+    for name in ("astronaut", "chelsea", "coffee"):
+        paths.append(tmp_path / f"{name}.png")
+        Image.fromarray(getattr(data, name)()).save(paths[-1])
+    paths.append(tmp_path / "noise.png")
+    Image.fromarray(np.random.default_rng(128).integers(0, 256, (128, 128, 3), dtype=np.uint8)).save(paths[-1])
+    calls = {"caption": ["blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 60, 1, 0], "answer": ["blip-vqa-shapes", "what colour is the circle?"]}
+    with httpx.Client(base_url=app_url, timeout=120) as http:
+        for path in paths:
+            uploaded = http.post("gradio_api/upload", files={"files": (path.name, path.read_bytes())}).json()[0]
+            image = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+            for endpoint, rest in calls.items():
+                started = http.post(f"gradio_api/call/{endpoint}", json={"data": [image, *rest]}).json()
+                stream = http.get(f"gradio_api/call/{endpoint}/{started['event_id']}").text
+                events = [line[6:].strip() for line in stream.splitlines() if line.startswith("event:") and "heartbeat" not in line]
+                assert "error" not in events and events[-1] == "complete", (path.name, endpoint, stream[-300:])
 
 
 @pytest.mark.parametrize(

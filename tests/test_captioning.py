@@ -10,8 +10,10 @@ from skimage import data as skdata
 
 import models
 import shapesworld
+import gradio as gr
 from demos import captioning as tab
-from models.captioning import Decoding, Explanation, Generated, Step, gradcam
+from demos import common, scenes
+from models.captioning import MAX_NEW_TOKENS, Decoding, Explanation, Generated, Step, gradcam, longest_caption
 from models.nets.captioning import MAX_TEXT_TOKENS, shapes_tokenizer
 from models.sources import Availability, WeightsUnavailable
 from models.training import captioning as training
@@ -20,6 +22,8 @@ from tests.conftest import planted_hugging_face
 
 SCENE = Image.fromarray(shapesworld.generate(shapesworld.SPLITS["test"].start + 7).image)
 PHOTO = Image.fromarray(skdata.astronaut())
+LOCAL_CAPTIONERS = ("blip-caption-shapes", "lstm-caption-shapes")
+LONG_PREFIX = "a picture of an astronaut with a large red circle left of a small blue star above a person and two green rings"
 
 
 @pytest.fixture(scope="module")
@@ -192,11 +196,65 @@ def test_beam_search_and_sampling_give_the_asked_number_of_captions_and_the_seed
     assert captioner.generate([SCENE], Decoding(count=3)).notices  # greedy has one answer, and says so
 
 
-def test_a_caption_prefix_is_kept_and_unknown_words_are_named(captioner):
-    result = captioner.generate([SCENE], Decoding(), prefix="a small")
+@pytest.mark.parametrize("name", LOCAL_CAPTIONERS)
+def test_a_caption_prefix_is_kept_and_unknown_words_are_named(name):
+    model = models.get(name)
+    result = model.generate([SCENE], Decoding(), prefix="a small")
     assert result.texts[0].startswith("a small")
-    result = captioner.generate([SCENE], Decoding(), prefix="un chat")
+    result = model.generate([SCENE], Decoding(), prefix="un chat")
     assert any("chat" in n for n in result.notices)
+    path = next(p for p in common.example_images() if "astronaut" in p)
+    captions, notes = list(tab._caption_ui(path, name, "a picture of an astronaut", "greedy", 3, 0.9, 1.0, 19, 1, 0))[-1][:2]
+    assert "cannot read: picture, astronaut" in notes  # the caption reads "a of an ...": the dropped words are named
+    assert "lowered" not in notes  # the slider's longest, less the room the start takes: nothing to say unless a caption is cut
+
+
+# ---------------------------------------------------------------- within the model's text positions
+
+
+def noise_file(tmp_path, side: int) -> str:
+    path = tmp_path / f"noise-{side}.png"
+    Image.fromarray(np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("name", LOCAL_CAPTIONERS)
+def test_captions_of_noise_and_long_prefixes_stay_within_the_models_positions_by_every_method(name, tmp_path):
+    """Random noise never ends its caption early: asked for the API's longest, generation must stop at the last position.
+
+    (The tiny BLIP has 20 position embeddings; a 128 px noise image ran ``generate`` into the 21st.)
+    """
+    model = models.get(name)
+    assert model.max_new_tokens() == longest_caption(models.spec(name)) == model.text_positions - 1 < MAX_NEW_TOKENS
+    for side in (32, 128, 700):
+        path = noise_file(tmp_path, side)
+        for method in tab.DECODING_METHODS:
+            for prefix in ("", LONG_PREFIX):
+                count = 1 if method == "greedy" else 2
+                *_, final = tab._caption_ui(path, name, prefix, method, 4, 0.9, 1.5, MAX_NEW_TOKENS, count, 0)
+                captions, notes, _, _, _, truth, _ = final
+                assert len(captions.splitlines()) == count and truth == "", (side, method, prefix)
+                assert f"lowered from {MAX_NEW_TOKENS} to" in notes
+    result = model.generate([Image.open(path)], Decoding("beam search", beams=4, count=4, max_tokens=MAX_NEW_TOKENS), prefix=LONG_PREFIX)
+    assert max(map(len, result.ids)) <= model.text_positions and any("reads only its first 18" in n for n in result.notices)
+    assert len(model.explain(Image.open(path), result.ids[0]).steps) < model.text_positions
+    for side in (32, 128):  # a caption that fills every position without ending says it was cut
+        result = model.generate([Image.open(noise_file(tmp_path, side))], Decoding(max_tokens=19))
+        (ids,) = result.ids
+        cut = len(ids) == model.text_positions and ids[-1] != model.tokenizer.sep_token_id
+        assert cut == any("cut there" in n for n in result.notices), (side, ids, result.notices)
+
+
+def test_answers_about_noise_stay_within_the_models_positions(answerer, tmp_path):
+    for side in (32, 128, 700):
+        path = noise_file(tmp_path, side)
+        answer, top, heat, notes, truth = list(tab._answer_ui(path, "blip-vqa-shapes", "what colour is the circle?"))[-1]
+        assert answer and top and heat is not None and truth == ""
+        image = Image.open(path)
+        for method in tab.DECODING_METHODS:
+            result = answerer.generate([image], ["what colour is the circle?"], Decoding(method, beams=4, count=2, max_tokens=MAX_NEW_TOKENS))
+            assert len(result.texts) == (1 if method == "greedy" else 2) and max(map(len, result.ids)) <= answerer.text_positions
+            assert any(f"lowered from {MAX_NEW_TOKENS} to 19" in n for n in result.notices)
 
 
 @pytest.mark.parametrize(
@@ -264,17 +322,69 @@ def test_the_step_table_marks_where_a_caption_left_the_top_token():
 
 def test_the_handlers_stream_the_caption_then_explain_it(captioner):
     path = shapesworld_example_path()
-    updates = list(tab._caption_ui(path, "blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 20, 1, 0))
+    updates = list(tab._caption_ui(path, "blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 19, 1, 0))
     final = updates[-1]
     assert len(updates) >= 3 and final[0] == captioner.generate([Image.open(path).convert("RGB")], Decoding()).texts[0]
-    assert "<table" in final[2] and final[4].size[0] >= 384 and final[5].shape[1:] == (12, 12)
-    answer, top, heat, notes = list(tab._answer_ui(path, "blip-vqa-shapes", "how many circles are there?"))[-1]
-    assert answer in top and heat.size[0] >= 384 and "answer" in notes
+    assert "<table" in final[2] and final[6].shape[1:] == (12, 12) and "lowered" not in final[1]
+    assert final[4].height == 384 and final[4].width > 384  # the map, and its colour scale beside it
+    answer, top, heat, notes, _ = list(tab._answer_ui(path, "blip-vqa-shapes", "how many circles are there?"))[-1]
+    assert answer in top and heat.height == 384 and heat.width > 384 and "answer" in notes
+
+
+def test_the_length_slider_follows_the_picked_model():
+    card, _, slider = tab._caption_model_changed("lstm-caption-shapes", 60)
+    assert slider["maximum"] == slider["value"] == 19 and "CNN-LSTM" in card
+    assert tab._length_slider("blip-caption-shapes", 5) | {} == {"__type__": "update", "maximum": 19, "value": 5}
+    assert tab._length_slider("blip-caption-base", 20)["maximum"] == MAX_NEW_TOKENS  # 512 positions; offline, its config unread
+
+
+def test_every_output_is_named_and_every_count_is_an_integer_in_the_api():
+    with gr.Blocks() as blocks:
+        tab.build()
+    endpoints = blocks.get_api_info()["named_endpoints"]
+    caption, answer = endpoints["/caption"], endpoints["/answer"]
+    types = {p["parameter_name"]: p["type"]["type"] for p in caption["parameters"]}
+    assert all(types[name] == "integer" for name in ("beams", "max_tokens", "count", "seed")), types
+    labels = [r["label"] for endpoint in (caption, answer) for r in endpoint["returns"]]
+    assert not any(label.startswith("value_") for label in labels) and labels.count(tab.GROUND_TRUTH) == 2, labels
+    drawn = [f for f in blocks.fns.values() if f.fn is scenes.new_scene_file]
+    assert len(drawn) == 1 and any(getattr(b, "value", None) == "New unseen scene" for b in blocks.blocks.values())
+
+
+def scene_with_three_kinds() -> tuple[str, shapesworld.Scene]:
+    test = shapesworld.SPLITS["test"].start
+    seed = next(s for s in range(test, test + 100) if len({o.kind for o in scenes.scene(s).objects}) >= 3)
+    return scenes.scene_file(seed), scenes.scene(seed)
+
+
+def test_a_scene_shows_its_true_captions_and_whether_each_caption_is_right_by_the_caption_metric(captioner, tmp_path):
+    path, scene = scene_with_three_kinds()
+    assert scenes.scene_of(path) is scene
+    obj = next(o for o in scene.objects if o.kind != "person")
+    absent = next(c for c in shapesworld.COLOURS if not any(o.colour == c and o.kind == obj.kind for o in scene.objects))
+    truth = tab.caption_truth(scene, [scene.caption, f"a {obj.size} {absent} {obj.kind}"])
+    assert truth.startswith(f"**{tab.GROUND_TRUTH}**") and all(c in truth for c in captions_for(scene.objects))
+    assert "Caption 1: ✓" in truth and "Caption 2: ✗" in truth
+    captions, *_, shown, _ = list(tab._caption_ui(path, "blip-caption-shapes", "", "beam search", 3, 0.9, 1.0, 19, 3, 0))[-1]
+    assert shown == tab.caption_truth(scene, captions.splitlines()) and shown.count("Caption ") == 3
+    renamed = tmp_path / path.rsplit("/", 1)[-1]  # named like the scene, but another picture: no made-up truth
+    Image.fromarray(skdata.astronaut()).save(renamed)
+    assert list(tab._caption_ui(str(renamed), "blip-caption-shapes", "", "greedy", 3, 0.9, 1.0, 19, 1, 0))[-1][5] == ""
+
+
+def test_a_scene_lists_its_questions_and_marks_whether_the_answer_to_the_asked_one_is_right(answerer):
+    path, scene = scene_with_three_kinds()
+    qa = scene.qa[0]
+    listed = tab.answer_truth(scene)
+    assert all(q.question in listed and q.answer in listed for q in scene.qa) and "✓" not in listed and "✗" not in listed
+    assert "✓" in tab.answer_truth(scene, qa.question.upper() + "  ", qa.answer) and "✗" in tab.answer_truth(scene, qa.question, "purple")
+    assert "not one of this scene's" in tab.answer_truth(scene, "is there a purple dragon?", "no")
+    answer, *_, truth = list(tab._answer_ui(path, "blip-vqa-shapes", qa.question))[-1]
+    assert f"**{answer}** {'✓' if answer == qa.answer else '✗'}" in truth
+    assert tab.answer_truth(None, qa.question, answer) == ""
 
 
 def shapesworld_example_path() -> str:
-    from demos import common
-
     return next(p for p in common.example_images() if "shapesworld" in p)
 
 

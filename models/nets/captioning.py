@@ -76,12 +76,21 @@ def tiny_blip_config(
 
 
 class LstmCaptionerConfig(PretrainedConfig):
+    """The CNN-LSTM's sizes. ``max_position_embeddings`` is the longest text it learned to read and write
+    (an LSTM has no position embeddings, but the name is where BLIP's config keeps its own limit, so one
+    code path bounds both captioners' generation).
+    """
+
     model_type = "shapes_lstm_captioner"
 
-    def __init__(self, vocab_size: int = len(VOCABULARY), width: int = 256, image_size: int = IMAGE_SIZE, **kwargs) -> None:
+    def __init__(
+        self, vocab_size: int = len(VOCABULARY), width: int = 256, image_size: int = IMAGE_SIZE, max_position_embeddings: int = MAX_TEXT_TOKENS,
+        **kwargs,
+    ) -> None:
         self.vocab_size = vocab_size
         self.width = width
         self.image_size = image_size
+        self.max_position_embeddings = max_position_embeddings
         ids = {token: VOCABULARY.index(token) for token in SPECIAL_TOKENS}
         kwargs.setdefault("bos_token_id", ids["[CLS]"])
         kwargs.setdefault("eos_token_id", ids["[SEP]"])
