@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -24,6 +25,7 @@ from torchvision.models import WeightsEnum
 from . import settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
@@ -41,6 +43,33 @@ class Availability(str, Enum):
 
 class WeightsUnavailable(RuntimeError):
     """The weights are not on this machine and cannot be downloaded; the message says what to do."""
+
+
+def how_to_get(weights: str) -> str:
+    """What to do about missing pretrained weights: commands only.
+
+    The message reaches web pages, so it names no folder of this server (its cache paths would
+    tell a visitor the user it runs as); ``python -m models prefetch`` prints where it put them.
+    """
+    return (
+        f"The weights of {weights} are not on this machine and cannot be downloaded from here. On a connected machine, "
+        "`python -m models prefetch` downloads them into the library's cache (it prints where), to copy here; or start "
+        "the app with --weights-dir naming a folder that holds them. Until then, pick a local model."
+    )
+
+
+def download(action: Callable[[], T], weights: str) -> T:
+    """Run a downloading ``action`` unless offline; any failure becomes a WeightsUnavailable that says what to do.
+
+    The library's own error (a URL, a cache path) goes to the server's log, not into the message.
+    """
+    if settings.offline():
+        raise WeightsUnavailable(how_to_get(weights))
+    try:
+        return action()
+    except (OSError, RuntimeError, ValueError) as error:  # no route, DNS, refused, missing repo, truncated, hash mismatch
+        log.warning("downloading %s failed: %s", weights, error)
+        raise WeightsUnavailable(f"Downloading {weights} failed. {how_to_get(weights)}") from error
 
 
 @dataclass(frozen=True)
@@ -99,7 +128,7 @@ class TorchvisionWeights:
 
     def fetch(self) -> str:
         if not self.cache_path.exists():
-            self._download(lambda: self.weights.get_state_dict(progress=True, check_hash=True))
+            download(lambda: self.weights.get_state_dict(progress=True, check_hash=True), self.filename)
         return f"{self.filename}: in {self.cache_path.parent}"
 
     def build(self) -> nn.Module:
@@ -109,16 +138,7 @@ class TorchvisionWeights:
             return self._build_from_file(explicit)
         if self.cache_path.exists():
             return self.builder(weights=self.weights)  # torchvision's own loader reads TORCH_HOME's cache
-        return self._download(lambda: self.builder(weights=self.weights))  # the same loader downloads first
-
-    def _download(self, action: Callable[[], T]) -> T:
-        """Run a downloading ``action`` unless offline; any failure becomes a clear WeightsUnavailable."""
-        if settings.offline():
-            raise WeightsUnavailable(self._how_to_get())
-        try:
-            return action()
-        except (OSError, RuntimeError) as error:  # no route, DNS, refused, truncated, hash mismatch
-            raise WeightsUnavailable(f"Downloading {self.filename} failed ({error}). {self._how_to_get()}") from error
+        return download(lambda: self.builder(weights=self.weights), self.filename)  # the same loader downloads first
 
     def untrained(self, aux_loss: bool = True) -> nn.Module:
         """The architecture without weights, shaped like the released checkpoint (classes, aux head)."""
@@ -135,13 +155,6 @@ class TorchvisionWeights:
         model = self.untrained(aux_loss=any(k.startswith("aux_classifier.") for k in state))
         model.load_state_dict(state)
         return model
-
-    def _how_to_get(self) -> str:
-        return (
-            f"The weights {self.filename} are not on this machine and cannot be downloaded from here. "
-            f"On a connected machine run `python -m models prefetch`, or copy {self.filename} "
-            f"into {self.cache_path.parent} (or into DVL_WEIGHTS_DIR). Until then, pick a local model."
-        )
 
 
 @dataclass(frozen=True)
@@ -178,8 +191,8 @@ class HuggingFaceWeights:
     def fetch(self) -> str:
         from huggingface_hub import snapshot_download
 
-        path = self.cached_snapshot() or self._download(
-            lambda: snapshot_download(self.repo_id, revision=self.revision, cache_dir=settings.hf_cache_dir())
+        path = self.cached_snapshot() or download(
+            lambda: snapshot_download(self.repo_id, revision=self.revision, cache_dir=settings.hf_cache_dir()), self.repo_id
         )
         return f"{self.repo_id}: in {path}"
 
@@ -194,25 +207,9 @@ class HuggingFaceWeights:
         elif self.cached_snapshot():
             where, kwargs = self.repo_id, {"revision": self.revision, "cache_dir": settings.hf_cache_dir(), "local_files_only": True}
         elif settings.offline():
-            raise WeightsUnavailable(self._how_to_get())
+            raise WeightsUnavailable(how_to_get(self.repo_id))
         else:
             where, kwargs = self.repo_id, {"revision": self.revision, "cache_dir": settings.hf_cache_dir()}
         load = lambda: tuple(cls.from_pretrained(where, **kwargs, **extra) for cls in classes)  # noqa: E731
-        return load() if kwargs.get("local_files_only") else self._download(load)
-
-    def _download(self, action: Callable[[], T]) -> T:
-        if settings.offline():
-            raise WeightsUnavailable(self._how_to_get())
-        try:
-            return action()
-        except (OSError, RuntimeError, ValueError) as error:  # unreachable hub, missing repo, truncated file
-            raise WeightsUnavailable(f"Downloading {self.repo_id} failed ({error}). {self._how_to_get()}") from error
-
-    def _how_to_get(self) -> str:
-        return (
-            f"The weights of {self.repo_id} are not on this machine and cannot be downloaded from here. "
-            f"On a connected machine run `python -m models prefetch`, and copy the Hugging Face cache "
-            f"({settings.hf_cache_dir()}) here, or put a `save_pretrained` folder at DVL_WEIGHTS_DIR/{self.repo_id}. "
-            "Until then, pick a local model."
-        )
+        return load() if kwargs.get("local_files_only") else download(load, self.repo_id)
 
