@@ -340,6 +340,11 @@ def test_captioning_tab_in_a_browser(app_url, session):
         expect(panel.locator("table.dvl-steps tr").nth(3)).to_be_visible(timeout=UI_MS)
         wait_for_image(panel, "Heatmap over the image")
         screenshot(page, "browser-captioning.png")
+        truth = panel.get_by_text("True caption:")  # the example is a ShapesWorld scene: its ground truth is shown
+        expect(truth).to_be_visible(timeout=UI_MS)
+        shown = truth.inner_text()
+        panel.get_by_role("button", name="New unseen scene").click()  # another scene, captioned, with its own truth
+        expect(truth).not_to_have_text(shown, timeout=PREDICT_MS)
 
         panel.get_by_text("Ask a question", exact=True).click()
         panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name="Answer", exact=True))
