@@ -20,7 +20,7 @@ import shapesworld
 from models.captioning import (
     DECODING_METHODS, MAX_NEW_TOKENS, MAX_SEQUENCES, Answerer, Captioner, Decoding, Explanation, Generated, longest_caption,
 )
-from models.training.captioning import names_only_what_is_there
+from models.captioning import names_only_what_is_there
 from shapesworld.language import captions_for
 
 from . import common, drawing, scenes

@@ -13,7 +13,7 @@ import shapesworld
 import gradio as gr
 from demos import captioning as tab
 from demos import common, scenes
-from models.captioning import MAX_NEW_TOKENS, Decoding, Explanation, Generated, Step, gradcam, longest_caption
+from models.captioning import MAX_NEW_TOKENS, Decoding, Explanation, Generated, Step, gradcam, longest_caption, names_only_what_is_there
 from models.nets.captioning import MAX_TEXT_TOKENS, shapes_tokenizer
 from models.sources import Availability, WeightsUnavailable
 from models.training import captioning as training
@@ -79,11 +79,11 @@ def test_a_caption_is_right_when_every_object_it_names_is_there_with_that_colour
     right = f"a {a.size} {a.colour} {a.kind} left of a {c.size} {c.colour} {c.kind}"
     absent = next(colour for colour in shapesworld.COLOURS if not any(o.colour == colour and o.kind == a.kind for o in scene.objects))
     wrong_colour = f"a {a.size} {absent} {a.kind} left of a {b.size} {b.colour} {b.kind}"
-    assert training.names_only_what_is_there(right, scene.objects)
-    assert not training.names_only_what_is_there(wrong_colour, scene.objects)
-    assert not training.names_only_what_is_there(f"a {a.size} {a.colour} {a.kind}", scene.objects)  # one of two
-    assert not training.names_only_what_is_there(f"a {a.colour} {a.kind} above a {a.colour} {a.kind}", [a])  # one, named twice
-    assert training.names_only_what_is_there("an empty scene", []) and not training.names_only_what_is_there("an empty scene", [a])
+    assert names_only_what_is_there(right, scene.objects)
+    assert not names_only_what_is_there(wrong_colour, scene.objects)
+    assert not names_only_what_is_there(f"a {a.size} {a.colour} {a.kind}", scene.objects)  # one of two
+    assert not names_only_what_is_there(f"a {a.colour} {a.kind} above a {a.colour} {a.kind}", [a])  # one, named twice
+    assert names_only_what_is_there("an empty scene", []) and not names_only_what_is_there("an empty scene", [a])
 
 
 def test_each_patch_is_labelled_with_the_colour_and_shape_that_mostly_covers_it():

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import BertTokenizer, BlipConfig, BlipImageProcessor, GenerationMixin, PretrainedConfig, PreTrainedModel
+from transformers import (
+    BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering, BlipImageProcessor, GenerationMixin, PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.modeling_outputs import CausalLMOutput
 
 from shapesworld import COLOURS, PERSON, SHAPES, SIZES
@@ -157,3 +160,14 @@ class LstmCaptioner(PreTrainedModel, GenerationMixin):
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.1)
+
+
+def load_network(card: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The network a card describes, with ``state`` (float16 on disk) loaded as float32."""
+    if card["architecture"] == "LstmCaptioner":
+        network = LstmCaptioner(LstmCaptionerConfig.from_dict(card["config"]))
+    else:
+        cls = {"BlipForConditionalGeneration": BlipForConditionalGeneration, "BlipForQuestionAnswering": BlipForQuestionAnswering}[card["architecture"]]
+        network = cls(BlipConfig.from_dict(card["config"]))
+    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return network.eval()

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import BlipConfig, BlipForConditionalGeneration, BlipForQuestionAnswering
+from transformers import BlipForConditionalGeneration, BlipForQuestionAnswering
 
 import shapesworld
-from models.captioning import Answerer, Captioner, Decoding
+from models.captioning import Answerer, Captioner, Decoding, names_only_what_is_there
 from models.nets.captioning import (
     IMAGE_SIZE,
     PATCH_SIZE,
@@ -46,6 +46,7 @@ from models.nets.captioning import (
     LstmCaptioner,
     LstmCaptionerConfig,
     image_processor,
+    load_network,
     shapes_tokenizer,
     tiny_blip_config,
 )
@@ -313,17 +314,6 @@ def _image_size(network: torch.nn.Module) -> int:
     return config.image_size if isinstance(config, LstmCaptionerConfig) else config.vision_config.image_size
 
 
-def load_network(card: dict, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """The network a card describes, with ``state`` (float16 on disk) loaded as float32."""
-    if card["architecture"] == "LstmCaptioner":
-        network = LstmCaptioner(LstmCaptionerConfig.from_dict(card["config"]))
-    else:
-        cls = {"BlipForConditionalGeneration": BlipForConditionalGeneration, "BlipForQuestionAnswering": BlipForQuestionAnswering}[card["architecture"]]
-        network = cls(BlipConfig.from_dict(card["config"]))
-    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return network.eval()
-
-
 def evaluate(model: Captioner | Answerer, seed: int = TEST_SEED, count: int = 500) -> dict:
     """Score a captioner or an answerer on ``count`` scenes from ``seed`` on (see the module docstring)."""
     scenes = [shapesworld.generate(s) for s in range(seed, seed + count)]
@@ -357,22 +347,6 @@ def evaluate_captions(model: Captioner, scenes: list, batch: int = 50) -> dict:
         "scenes": len(scenes),
         "examples": [{"reference": refs[0], "generated": g} for g, refs in list(zip(generated, references))[:5]],
     }
-
-
-def names_only_what_is_there(caption: str, objects: list) -> bool:
-    """Whether every object the caption names is in the scene with that colour and shape, and it names as many as the grammar does.
-
-    The grammar describes the two largest objects, but in about a quarter of the scenes the second
-    and third largest differ by under 10% of their area, so *which* two is often a coin toss; this
-    metric asks whether what the caption says is true. ``caption_reference_objects`` asks for the
-    reference's two.
-    """
-    named = Counter(named_objects(caption))
-    present = Counter(("", o.kind) if o.kind == shapesworld.PERSON else (o.colour, o.kind) for o in objects)
-    expected = min(len(objects), 2)
-    if expected == 0:
-        return caption.strip() == "an empty scene"
-    return sum(named.values()) == expected and all(present[key] >= count for key, count in named.items())
 
 
 def evaluate_answers(model: Answerer, scenes: list, batch: int = 64) -> dict:
