@@ -101,6 +101,16 @@ CSS = """
 .dvl-scroll { overflow-x: auto; max-width: 100%; }
 .dvl-steps td { text-align: left; white-space: nowrap; }
 .dvl-steps td.dvl-taken { outline: 2px solid rgba(99,102,241,.9); outline-offset: -2px; font-weight: 600; }
+/* Galleries that show every item whole (elem_classes="dvl-fit"): the grid grows with its items instead of scrolling
+   in Gradio's fixed box (min 450 px, max 55% of the window, even at height="auto"), columns shrink with the page
+   (two at most on a phone), each image keeps its aspect ratio, and captions wrap under their image. */
+.dvl-fit .grid-wrap { height: auto !important; min-height: 0 !important; max-height: none !important; overflow: visible !important; }
+.dvl-fit .grid-container.pt-6 { padding-top: 2rem !important; } /* below the gallery's label, not under it */
+.dvl-fit .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; grid-template-rows: none !important; grid-auto-rows: auto !important; }
+.dvl-fit .thumbnail-item { aspect-ratio: auto !important; height: auto !important; }
+.dvl-fit .thumbnail-item > img { height: auto !important; }
+.dvl-fit .caption-label { position: static !important; max-width: none !important; white-space: normal !important; border: none !important; }
+@media (max-width: 640px) { .dvl-fit .grid-container { grid-template-columns: repeat(min(2, var(--grid-cols)), minmax(0, 1fr)) !important; } }
 /* A new message replaces the older ones of its kind: Gradio stacks them in one toast ("Error (5)"). */
 .toast-message-item:has(~ .toast-message-item), .toast-separator, .toast-count { display: none !important; }
 /* The model picker's text stops short of its arrow. */

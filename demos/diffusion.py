@@ -1,9 +1,9 @@
 """Text-to-image diffusion tab: write a prompt, watch noise become a picture, step by step.
 
-Pure functions first (``request_from``, ``captured_steps``, ``denoising_gallery``,
-``notice_image``, ``time_left``), then the streaming handlers and ``build()``. The model side is
-``models.diffusion`` (the local ShapesWorld model, sampled by the project's own loop) and
-``models.turbo`` (SD-Turbo through diffusers' pipeline, with the safety checker).
+Pure functions first (``request_from``, ``captured_steps``, ``pictured``, ``denoising_gallery``,
+``notice_image``, ``time_left``, the progress notes), then the streaming handlers and ``build()``.
+The model side is ``models.diffusion`` (the local ShapesWorld model, sampled by the project's own
+loop) and ``models.turbo`` (SD-Turbo through diffusers' pipeline, with the safety checker).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ CONCURRENCY = "diffusion"  # one generation at a time, whichever button started 
 
 
 def request_from(
-    prompt: str, negative: str, seed: float, steps: float, guidance: float, scheduler: str, count: float, max_steps: int = MAX_STEPS
+    prompt: str, negative: str, seed: int, steps: int, guidance: float, scheduler: str, count: int, max_steps: int = MAX_STEPS
 ) -> Request:
-    """A checked Request from the widgets' values (numbers arrive as floats from the page and the API)."""
+    """A checked Request from the widgets' values (whole numbers are typed so in the API; an older client may send floats)."""
     request = Request(
         prompt=(prompt or "").strip(), negative_prompt=(negative or "").strip(), seed=int(seed or 0), steps=int(steps or 0),
         guidance=float(guidance), scheduler=scheduler, count=int(count or 0),
@@ -48,6 +48,25 @@ def captured_steps(total: int, shown: int = SHOWN_STEPS) -> list[int]:
     if total <= shown:
         return list(range(1, total + 1))
     return sorted({round(1 + i * (total - 1) / (shown - 1)) for i in range(shown)})
+
+
+def pictured(reached: list[DenoisingStep]) -> list[DenoisingStep]:
+    """The steps the denoising strip shows: those ``captured_steps`` spreads over the run, and the last one reached.
+
+    The last one matters when a run is stopped between two spread steps: the strip then ends where the run did.
+    """
+    if not reached:
+        return []
+    spread = set(captured_steps(reached[-1].total))
+    return [step for step in reached[:-1] if step.index in spread] + [reached[-1]]
+
+
+def progress_note(step: DenoisingStep) -> str:
+    return f"Denoising… step {step.index} of {step.total}"
+
+
+def stopped_note(step: DenoisingStep) -> str:
+    return f"Stopped at step {step.index} of {step.total}."
 
 
 def denoising_gallery(steps: list[DenoisingStep]) -> list[tuple[Image.Image, str]]:
@@ -97,9 +116,10 @@ def notes_markdown(result: Generation, request: Request, model_name: str) -> str
 def stream(model, request: Request, progress, pictured: bool = True) -> Iterator[DenoisingStep | Generation]:
     """Run the model, reporting every step in the progress bar with an honest time estimate.
 
-    ``pictured``: also picture the denoising (``captured_steps``); off where only the images are shown.
+    ``pictured``: also picture every step of the first image (the strip shows ``pictured`` of them, and a
+    stopped run's last one); off where only the images are shown.
     """
-    for item in model.denoise(request, captured_steps(request.steps) if pictured else ()):
+    for item in model.denoise(request, range(1, request.steps + 1) if pictured else ()):
         if isinstance(item, DenoisingStep):
             progress(
                 (item.index, item.total), desc=f"step {item.index}/{item.total} · {item.seconds:.1f} s, about {time_left(item):.0f} s left"
@@ -112,7 +132,7 @@ def stream(model, request: Request, progress, pictured: bool = True) -> Iterator
 
 @common.user_errors(gpu_seconds=60)
 def _generate_ui(
-    prompt: str, negative_prompt: str, seed: float, steps: float, guidance: float, scheduler: str, count: float, model_name: str,
+    prompt: str, negative_prompt: str, seed: int, steps: int, guidance: float, scheduler: str, count: int, model_name: str,
     progress: gr.Progress = gr.Progress(),
 ):
     """Generate images from a text prompt; streams the denoising as it goes.
@@ -130,22 +150,39 @@ def _generate_ui(
     Returns:
         The images, notes (timing and anything changed or ignored), and the denoising steps of the first image.
     """
+    yield [], "", [], []  # a new run's results replace the last run's at once, so a failure below leaves none behind
     request = request_from(prompt, negative_prompt, seed, steps, guidance, scheduler, count)  # before any loading
     model = common.load_model(model_name, progress)
     check_request(request, model.max_steps)
-    steps_so_far: list[DenoisingStep] = []
+    reached: list[DenoisingStep] = []  # kept in the page's state at every step, for Stop (``_stopped_ui``)
+    # The strip grows by a spread step at a time. Each picture is written to a file once and sent by path: sent
+    # again as an image, Gradio would rewrite its cached file while the page may still be fetching it (a broken image).
+    strip: list[tuple[str, str]] = []
     for item in stream(model, request, progress):
         if isinstance(item, DenoisingStep):
-            if item.predicted is not None:
-                steps_so_far.append(item)
-                yield gr.skip(), f"Denoising… step {item.index}/{item.total}", denoising_gallery(steps_so_far)
+            reached = pictured([*reached, item])
+            spread = item.index in captured_steps(item.total)
+            if spread:
+                strip += [(common.save_output(picture, "denoising"), caption) for picture, caption in denoising_gallery([item])]
+            yield gr.skip(), progress_note(item), list(strip) if spread else gr.skip(), reached
             continue
-        yield shown_images(item), notes_markdown(item, request, model_name), denoising_gallery(item.steps)
+        yield shown_images(item), notes_markdown(item, request, model_name), list(strip), []
+
+
+def _stopped_ui(reached: list[DenoisingStep]):
+    """A run ended without its images (Stop, or a failure): keep the steps it reached and say where it stopped.
+
+    Gradio runs this in the page after cancelling a run, and after a run fails; a run that failed
+    before its first step has reached nothing, and its outputs are emptied.
+    """
+    if not reached:
+        return [], "", [], []
+    return gr.skip(), stopped_note(reached[-1]), denoising_gallery(reached), []
 
 
 @common.user_errors(gpu_seconds=60)
 def _guidance_ui(
-    prompt: str, negative_prompt: str, seed: float, steps: float, guidance: float, scheduler: str, model_name: str, other: float,
+    prompt: str, negative_prompt: str, seed: int, steps: int, guidance: float, scheduler: str, model_name: str, other: float,
     progress: gr.Progress = gr.Progress(),
 ):
     """The same seed and prompt at two guidance scales: what classifier-free guidance changes."""
@@ -194,10 +231,10 @@ def build() -> None:
             model = common.model_picker(TASK)
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0)
-                count = gr.Slider(1, MAX_IMAGES, value=1, step=1, label="Images")
+                count = common.int_slider(1, MAX_IMAGES, 1, label="Images")
             with gr.Row():
-                steps = gr.Slider(  # the API checks against this maximum, whichever model the page starts with
-                    1, DEFAULTS["local"]["max_steps"], value=tier["steps"], step=1, label="Steps", info="SD-Turbo: 1 to 4",
+                steps = common.int_slider(  # the API checks against this maximum, whichever model the page starts with
+                    1, DEFAULTS["local"]["max_steps"], tier["steps"], label="Steps", info="SD-Turbo: 1 to 4",
                 )
                 guidance = gr.Slider(0, 10, value=tier["guidance"], step=0.25, label="Guidance scale", info="1 = no guidance")
             scheduler = gr.Dropdown(
@@ -208,10 +245,13 @@ def build() -> None:
                 run = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column():
-            images = gr.Gallery(label="Generated", columns=4, height="auto", object_fit="contain", format="png", preview=False)
-            notes = gr.Markdown()
+            images = gr.Gallery(
+                label="Generated", columns=4, height="auto", object_fit="contain", format="png", preview=False,
+                elem_classes="dvl-fit",
+            )
+            notes = gr.Markdown(label="Notes")
             card = gr.Markdown(common.model_card_markdown(default))
-    gr.Examples(
+    examples = gr.Examples(
         [["a large red triangle"], ["a small blue ring"], ["a large yellow star"], ["a green square"]],
         inputs=[prompt], label="Prompts the local model knows",
     )
@@ -222,7 +262,9 @@ def build() -> None:
             "everything the prompt could mean; each step commits to more detail. For SD-Turbo each step's latent "
             "is decoded by the VAE instead."
         )
-        denoising = gr.Gallery(label="Denoising", columns=4, height=300, object_fit="contain", format="png", preview=False)
+        denoising = gr.Gallery(
+            label="Denoising", columns=4, height="auto", object_fit="contain", format="png", preview=False, elem_classes="dvl-fit"
+        )
     with gr.Accordion("Guidance: the same seed at two scales", open=False):
         gr.Markdown(
             "Classifier-free guidance runs the network with the prompt and without it and moves further along the "
@@ -231,21 +273,28 @@ def build() -> None:
         )
         other = gr.Slider(0, 10, value=1.0, step=0.25, label="Compare with guidance scale")
         compare = gr.Button("Compare")
-        compared = gr.Gallery(label="Same seed, two guidance scales", columns=2, height="auto", object_fit="contain", format="png", preview=False)
+        compared = gr.Gallery(
+            label="Same seed, two guidance scales", columns=2, height="auto", object_fit="contain", format="png", preview=False,
+            elem_classes="dvl-fit",
+        )
 
+    reached = gr.State([])  # the steps the running generation has reached (``_generate_ui``)
     inputs = [prompt, negative, seed, steps, guidance, scheduler, count, model]
-    outputs = [images, notes, denoising]
+    outputs = [images, notes, denoising, reached]
     generate = common.named_endpoint(_generate_ui, ENDPOINT)
+    one_at_a_time = {"concurrency_limit": 1, "concurrency_id": CONCURRENCY}
     events = [
-        run.click(generate, inputs, outputs, api_name=ENDPOINT, concurrency_limit=1, concurrency_id=CONCURRENCY),
-        prompt.submit(_generate_ui, inputs, outputs, api_visibility="private", concurrency_limit=1, concurrency_id=CONCURRENCY),
+        run.click(generate, inputs, outputs, api_name=ENDPOINT, **one_at_a_time),
+        prompt.submit(_generate_ui, inputs, outputs, api_visibility="private", **one_at_a_time),
+        # an example runs at once, as on every tab
+        examples.load_input_event.then(_generate_ui, inputs, outputs, api_visibility="private", **one_at_a_time),
     ]
     comparison = compare.click(
         _guidance_ui, [prompt, negative, seed, steps, guidance, scheduler, model, other], compared,
-        api_visibility="private", concurrency_limit=1, concurrency_id=CONCURRENCY,
+        api_visibility="private", **one_at_a_time,
     )
-    for event in events:
-        common.clear_on_failure(event, outputs)
+    for event in events:  # Gradio fires an event's failure listeners when Stop cancels it, too
+        event.failure(_stopped_ui, reached, outputs, api_visibility="private", show_progress="hidden", queue=False)
     common.clear_on_failure(comparison, [compared])
     stop.click(None, None, None, cancels=[*events, comparison], api_visibility="private")
     model.change(_model_changed, model, [card, steps, guidance, prompt, negative, scheduler], api_visibility="private")

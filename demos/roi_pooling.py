@@ -691,7 +691,7 @@ def build_roi_panel(image: gr.components.Component, model: gr.Dropdown, score: g
         with gr.Row():
             number = gr.Number(value=1, precision=0, minimum=1, label="Detection #")
             show = gr.Button("Pool this detection")
-        views = gr.Gallery(label="RoIPool versus RoIAlign", columns=2, height="auto", object_fit="contain")
+        views = gr.Gallery(label="RoIPool versus RoIAlign", columns=2, height="auto", object_fit="contain", elem_classes="dvl-fit")
         summary = gr.Markdown()
         pooled = show.click(user_errors(_roi_ui), [image, model, score, number], [views, summary], api_visibility="private")
         clear_on_failure(pooled, [views, summary])

@@ -479,3 +479,119 @@ def test_picking_a_model_without_weights_in_a_browser(app_url, session, tab, but
         expect(page.locator(".error:visible")).to_have_count(0)  # no component shows Gradio's red "Error" badge
         expect(page.locator("body")).not_to_contain_text("Traceback")
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+
+
+# ---------------------------------------------------------------- every output whole, on a desktop and on a phone
+
+WIDTHS = (1600, 400)  # a desktop window and a phone held upright
+
+# Each visible <img> against every ancestor that clips its content (overflow other than visible: Gradio's gallery
+# grid scrolls in a box of its own, blocks of a fixed height hide what overflows) and against the window's width;
+# and whether it loaded at all. Returns a line per image not shown whole, saying why.
+CLIPPED_IMAGES_JS = """() => {
+  const clipping = new Set(["hidden", "auto", "scroll", "clip"]);
+  const width = document.documentElement.clientWidth;
+  const found = [];
+  for (const img of document.querySelectorAll("img")) {
+    const box = img.getBoundingClientRect();
+    if (!img.checkVisibility() || box.width === 0 || box.height === 0) continue;
+    const name = img.getAttribute("alt") || (img.getAttribute("src") || "").split("/").pop();
+    const size = `${Math.round(box.width)}x${Math.round(box.height)} px`;
+    if (img.complete && img.naturalWidth === 0) found.push(`${name} did not load (a broken image)`);
+    if (box.left < -1 || box.right > width + 1) found.push(`${name} (${size}) runs out of the ${width} px window`);
+    for (let el = img.parentElement; el && el !== document.body; el = el.parentElement) {
+      const style = getComputedStyle(el);
+      const x = clipping.has(style.overflowX), y = clipping.has(style.overflowY);
+      if (!x && !y) continue;
+      const frame = el.getBoundingClientRect();
+      if ((y && (box.top < frame.top - 1 || box.bottom > frame.bottom + 1)) || (x && (box.left < frame.left - 1 || box.right > frame.right + 1))) {
+        found.push(`${name} (${size}) is cut off by <${el.tagName.toLowerCase()} class="${el.className}"> ` +
+                   `(${Math.round(frame.width)}x${Math.round(frame.height)} px, overflow ${style.overflowX}/${style.overflowY})`);
+        break;
+      }
+    }
+  }
+  return found;
+}"""
+
+
+def show_tab(page, name: str) -> None:
+    """Select tab ``name``, through Gradio's "More tabs" menu when the window is too narrow to show its name."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if tab.count() and tab.is_visible():
+        if tab.get_attribute("aria-selected") != "true":
+            tab.click()
+        return
+    page.get_by_role("button", name="More tabs").click()
+    page.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click()
+
+
+def assert_outputs_whole(page, tab: str, widths: tuple[int, ...] = WIDTHS) -> None:
+    """At each window width, no visible image of tab ``tab`` is cut off by a box around it or by the window.
+
+    Call it once the tab shows its results (and any panel to check is open); the window keeps the
+    last width. Screenshots: test-artifacts/browser-whole-<tab>-<width>.png.
+    """
+    height = page.viewport_size["height"] if page.viewport_size else VIEWPORT["height"]
+    problems = []
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": height})
+        show_tab(page, tab)
+        page.wait_for_timeout(500)  # the layout settles (Gradio measures some boxes after a resize)
+        screenshot(page, f"browser-whole-{re.sub(r'[^a-z0-9]+', '-', tab.lower()).strip('-')}-{width}.png")
+        problems += [f"at {width} px: {line}" for line in page.evaluate(CLIPPED_IMAGES_JS)]
+    assert not problems, f"images of the {tab!r} tab are not shown whole:\n" + "\n".join(problems)
+
+
+# Click Stop in the page's own frame as soon as a step is reported: a click from the test, a round trip later,
+# can come after the last step on a loaded machine.
+STOP_AT_FIRST_STEP_JS = """() => {
+  const running = [...document.querySelectorAll("[data-testid=markdown]")].some(e => /^Denoising… step \\d+ of \\d+$/.test(e.innerText.trim()));
+  const stop = [...document.querySelectorAll("button")].find(b => b.innerText.trim() === "Stop" && b.checkVisibility());
+  if (running && stop) stop.click();
+  return Boolean(running && stop);
+}"""
+
+
+def test_text_to_image_and_roialign_outputs_show_whole_in_a_browser(app_url, session):
+    """Text to image: an example runs at once, and the images, the denoising steps with their captions and the
+    guidance comparison show whole at both widths; Stop keeps the steps reached and says where. Then the RoIAlign
+    panel of the instance tab, whose figures are taller than the window."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Text to image", "Generate")
+    with screenshot_on_failure(page, "browser-whole-failure.png"):
+        choose_model(panel, "ShapesWorld diffusion")
+        panel.get_by_role("button", name="a small blue ring", exact=True).click()  # an example: it runs, no Generate click
+        generated = block(panel, "Generated")
+        expect(generated.locator("img")).to_have_count(1, timeout=PREDICT_MS)
+        expect(block(panel, "Denoising").locator("img")).to_have_count(16, timeout=UI_MS)
+        expect(panel.get_by_text("step 10/10 · t=", exact=False).last).to_be_visible(timeout=UI_MS)  # captions shown
+        panel.get_by_text("Guidance: the same seed at two scales").click()
+        panel.get_by_role("button", name="Compare", exact=True).click()
+        expect(block(panel, "Same seed, two guidance scales").locator("img")).to_have_count(2, timeout=PREDICT_MS)
+        assert_outputs_whole(page, "Text to image")
+
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": VIEWPORT["height"]})
+        for name, value in (("Steps", "50"), ("Images", "8")):
+            field = panel.get_by_label(f"number input for {name}")
+            field.fill(value)
+            field.press("Enter")
+        panel.get_by_role("button", name="Generate", exact=True).click()
+        page.wait_for_function(STOP_AT_FIRST_STEP_JS, timeout=PREDICT_MS, polling="raf")
+        expect(panel.get_by_text(re.compile(r"^Stopped at step \d+ of 50\.$"))).to_be_visible(timeout=UI_MS)
+        expect(block(panel, "Denoising").locator("img").first).to_be_visible()  # the steps reached stay
+        expect(generated.locator("img")).to_have_count(0)  # no images: the run did not finish
+        expect(error_toasts(page)).to_have_count(0)
+        screenshot(page, "browser-diffusion-stopped.png")
+
+        show_tab(page, "Instance segmentation")
+        panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name="Segment instances", exact=True))
+        choose_model(panel, "Mask R-CNN (ShapesWorld)")
+        click_example(panel, "shapesworld-")
+        wait_for_image(panel, "Instances")
+        panel.get_by_text("RoIAlign versus RoIPool", exact=True).click()
+        panel.get_by_role("button", name="Pool this detection", exact=True).click()
+        expect(block(panel, "RoIPool versus RoIAlign").locator("img")).to_have_count(4, timeout=PREDICT_MS)
+        assert_outputs_whole(page, "Instance segmentation")
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"

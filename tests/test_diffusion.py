@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -9,6 +10,7 @@ from PIL import Image
 
 import models
 from demos import diffusion as tab
+from demos import segmentation
 from models.diffusion import SCHEDULERS, DenoisingStep, Request, check_request, run
 from models.nets.diffusion import parse_prompt
 from models.sources import Availability, WeightsUnavailable
@@ -109,16 +111,59 @@ def test_eval_prompts_cover_every_pair_in_both_sizes():
 # ---------------------------------------------------------------- the tab's handler, without a server
 
 
-def test_the_handler_streams_steps_then_the_images_and_notes(local):
-    updates = list(tab._generate_ui("a small green ring", "", 5, 4, 2.0, "DDIM", 3, "diffusion-shapes", progress=lambda *a, **k: None))
-    *during, (images, notes, steps) = updates
-    assert len(during) == 4 and all("Denoising" in u[1] for u in during)
+def no_progress(*args, **kwargs) -> None:
+    pass
+
+
+def test_the_handler_clears_then_streams_steps_then_the_images_and_notes(local):
+    updates = list(tab._generate_ui("a small green ring", "", 5, 4, 2.0, "DDIM", 3, "diffusion-shapes", progress=no_progress))
+    first, *during, (images, notes, steps, reached) = updates
+    assert first == ([], "", [], [])  # the last run's results go at once: a failure cannot leave them under its message
+    assert [u[1] for u in during] == [f"Denoising… step {k} of 4" for k in range(1, 5)]
+    assert [step.index for step in during[-1][3]] == [1, 2, 3, 4]  # the page's state: what Stop keeps
     assert len(images) == 3 and images[0][0].size == (256, 256) and "3 image(s)" in notes and "seed 5" in notes
     assert len(steps) == 8 and "noisy input" in steps[0][1] and "predicted clean image" in steps[1][1]
+    assert reached == []  # finished: nothing for Stop to keep
+
+
+def test_a_long_run_pictures_spread_steps_and_sends_the_strip_only_when_it_changes(local):
+    updates = list(tab._generate_ui("a large red star", "", 0, 20, 4.0, "DPM-Solver++", 1, "diffusion-shapes", progress=no_progress))
+    during = updates[1:-1]
+    sent = [u[3][-1].index for u in during if isinstance(u[2], list)]
+    assert sent == tab.captured_steps(20)
+    assert [s.index for s in during[10][3]] == [1, 4, 6, 9, 11]  # the spread steps so far, and the one reached
+
+
+def test_stop_keeps_the_steps_reached_and_says_where_the_run_stopped(local):
+    run = tab._generate_ui("a large red star", "", 0, 20, 4.0, "DPM-Solver++", 1, "diffusion-shapes", progress=no_progress)
+    updates = [next(run) for _ in range(12)]  # the clearing update, then steps 1 to 11
+    run.close()  # what cancelling does to the handler's generator
+    reached = updates[-1][3]
+    images, notes, strip, state = tab._stopped_ui(reached)
+    assert notes == "Stopped at step 11 of 20."
+    steps_shown = [caption.split(" · ")[0] for _, caption in strip]
+    assert steps_shown == [f"step {k}/20" for k in (1, 1, 4, 4, 6, 6, 9, 9, 11, 11)]  # x_t and x̂_0 of each; 11 is where it stopped
+    assert state == [] and not isinstance(images, list)  # the images are left as they are (the run cleared them)
+
+
+def test_a_run_that_failed_before_any_step_leaves_nothing_behind():
+    assert tab._stopped_ui([]) == ([], "", [], [])
+
+
+@pytest.mark.parametrize("module, whole_numbers", [(tab, {"seed", "steps", "count"}), (segmentation, set())])
+def test_the_api_types_whole_numbers_integer_and_names_every_output(module, whole_numbers):
+    """What /gradio_api/info tells a client: counts are integers, and no output is an unnamed ``value_123``."""
+    with gr.Blocks() as demo:
+        module.build()
+    endpoint = demo.get_api_info()["named_endpoints"][f"/{module.ENDPOINT}"]
+    types = {p["parameter_name"]: p["type"].get("type") for p in endpoint["parameters"]}
+    assert {name for name, kind in types.items() if kind == "integer"} == whole_numbers, types
+    labels = [r["label"] for r in endpoint["returns"]]
+    assert all(label and not label.startswith("value_") for label in labels), labels
 
 
 def test_the_guidance_comparison_keeps_the_seed(local):
-    pictures = tab._guidance_ui("a large purple square", "", 11, 8, 3.0, "DPM-Solver++", "diffusion-shapes", 1.0, progress=lambda *a, **k: None)
+    pictures = tab._guidance_ui("a large purple square", "", 11, 8, 3.0, "DPM-Solver++", "diffusion-shapes", 1.0, progress=no_progress)
     assert [caption for _, caption in pictures] == ["guidance 1", "guidance 3"]
     assert not np.array_equal(np.asarray(pictures[0][0]), np.asarray(pictures[1][0]))
 
