@@ -595,3 +595,28 @@ def test_text_to_image_and_roialign_outputs_show_whole_in_a_browser(app_url, ses
         assert_outputs_whole(page, "Instance segmentation")
         expect(page.locator("body")).not_to_contain_text("Traceback")
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+
+
+def test_segmentation_truth_and_typed_opacity_in_a_browser(app_url, session):
+    """A new unseen scene: the U-Net's classes, the true classes beside them with the scene's mIoU, and the confidence
+    with its colour bar, all whole at both widths; an opacity typed into the slider's box redraws the overlay."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url)
+    with screenshot_on_failure(page, "browser-segmentation-truth-failure.png"):
+        choose_model(panel, LOCAL_MODEL)
+        panel.get_by_role("button", name="New unseen scene", exact=True).click()
+        wait_for_result(panel, previous_src=None)
+        expect(block(panel, "True classes (ShapesWorld scene)").locator("img")).to_be_visible(timeout=UI_MS)
+        expect(panel.get_by_text(re.compile(r"mIoU \d\.\d\d over the \d classes"))).to_be_visible(timeout=UI_MS)
+        panel.get_by_text("Where is the model unsure?").click()
+        expect(block(panel, "Confidence (bright = sure, dark = unsure)").locator("img")).to_be_visible(timeout=UI_MS)
+
+        before = overlay_src(panel)
+        field = panel.get_by_label("number input for Overlay opacity")
+        field.fill("0.1")
+        field.press("Enter")
+        expect(block(panel, "Classes over the image").locator(f"img:not([src={before!r}])")).to_be_visible(timeout=PREDICT_MS)
+        expect(error_toasts(page)).to_have_count(0)
+        assert_outputs_whole(page, "Semantic segmentation")
+        expect(page.locator("body")).not_to_contain_text("Traceback")
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"

@@ -8,7 +8,7 @@ from PIL import Image
 
 import models
 import shapesworld
-from demos import segmentation
+from demos import drawing, scenes, segmentation
 from models.training.segmentation import TEST_SEED, evaluate
 
 UNSEEN = 500  # test-split scenes: seeds the trainer never drew from
@@ -50,8 +50,9 @@ def test_segment_returns_overlay_mask_and_shares_for_a_scene():
     assert set(result.shares) >= present - {c for c in present if (scene.semantic == shapesworld.CLASSES.index(c)).mean() < 0.01}
     for name in result.shares:
         assert name in result.legend
-    confidence = np.asarray(result.confidence)
-    assert confidence.shape == (*scene.semantic.shape, 3)
+    scale = drawing.display_scale(image.size, 384)
+    assert result.confidence.height == image.height * scale  # the map, enlarged as shown...
+    assert result.confidence.width > image.width * scale + 20  # ...and its colour bar beside it
     # The U-Net is least sure on object boundaries: darker there than inside regions.
     edges = np.zeros_like(scene.semantic, bool)
     edges[:, 1:] |= scene.semantic[:, 1:] != scene.semantic[:, :-1]
@@ -169,3 +170,50 @@ def test_pretrained_segmenter_equals_torchvisions_documented_inference(name, tmp
     top = logits.topk(2, dim=0).values
     mismatch = labels != expected
     assert not mismatch.any() or (top[0] - top[1]).numpy()[mismatch].max() < 1e-5  # only float ties may differ
+
+
+# ---------------------------------------------------------------- a ShapesWorld scene's truth beside the prediction
+
+
+def test_scene_scores_are_torchmetrics_miou_over_the_classes_present_and_pixel_accuracy():
+    truth = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    predicted = np.array([[0, 0, 1, 2], [0, 0, 1, 1]])
+    scores = segmentation.scene_scores(predicted, truth, list(shapesworld.CLASSES))
+    # background: 4/4, circle: 3/4, square: 0/1 (predicted, not there); the other four classes are in neither map
+    assert scores.iou_per_class == {"background": 1.0, "circle": 0.75, "square": 0.0}
+    assert scores.mean_iou == pytest.approx(1.75 / 3)
+    assert scores.pixel_accuracy == pytest.approx(7 / 8)
+
+
+def test_truth_beside_the_unet_uses_its_colours_and_scores_the_scene():
+    scene = shapesworld.generate(TEST_SEED + 21)
+    image = Image.fromarray(scene.image)
+    output = segmentation.predict(image, "unet-shapes")
+    drawn, html = segmentation.truth_view(scene, output, "U-Net", opacity=1.0)
+    colours = drawing.palette(len(shapesworld.CLASSES))
+    shapes = scene.semantic > 0
+    assert np.array_equal(np.asarray(drawn)[shapes], colours[scene.semantic[shapes]])  # the prediction's palette, opaque
+    expected = segmentation.scene_scores(output.labels, scene.semantic, list(shapesworld.CLASSES))
+    assert expected.mean_iou > 0.8 and expected.pixel_accuracy > 0.95
+    assert f"mIoU <b>{expected.mean_iou:.2f}</b>" in html and f"pixel accuracy <b>{expected.pixel_accuracy:.2f}</b>" in html
+    for name in (shapesworld.CLASSES[i] for i in np.unique(scene.semantic)):
+        assert f"<span class='dvl-legend-name'>{name}</span>" in html  # the legend of the true classes
+
+
+def test_a_pretrained_model_gets_the_truth_alone_with_why_it_is_not_scored():
+    scene = shapesworld.generate(TEST_SEED + 22)
+    drawn, html = segmentation.truth_view(scene, None, "DeepLabV3", opacity=0.6)
+    assert drawn.size == (scene.image.shape[1], scene.image.shape[0])
+    assert "not ShapesWorld's" in html and "PASCAL VOC" in html and "mIoU" not in html
+
+
+def test_the_truth_shows_for_a_scene_file_only(tmp_path, planted_torch_home):
+    shown, notes = segmentation._truth_ui(scenes.scene_file(TEST_SEED + 23), "unet-shapes", 0.6)
+    assert shown["visible"] and isinstance(shown["value"], Image.Image) and "mIoU" in notes["value"]
+    shown, notes = segmentation._truth_ui(scenes.scene_file(TEST_SEED + 23), "lraspp-mobilenet", 0.6)
+    assert shown["visible"] and "mIoU" not in notes["value"]
+    photo = tmp_path / f"shapesworld-{TEST_SEED + 23}.png"  # named like a scene, but other pixels: no made-up truth
+    Image.new("RGB", (128, 128), (200, 10, 10)).save(photo)
+    for path in (str(photo), None):
+        shown, notes = segmentation._truth_ui(path, "unet-shapes", 0.6)
+        assert not shown["visible"] and not notes["visible"]
