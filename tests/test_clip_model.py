@@ -18,7 +18,7 @@ from skimage import data
 import models
 import shapesworld
 from models import Availability, WeightsUnavailable
-from models.clip import OpenClipWeights, ZeroShotClassifier, _load_local, zero_shot
+from models.clip import ZeroShotClassifier, _load_local, zero_shot
 from models.nets.clip import WordTokenizer, vocabulary_of
 from models.sources import LocalWeights, WEIGHTS_DIR
 from models.training import clip as clip_training
@@ -159,6 +159,25 @@ def test_zero_shot_refuses_bad_input_clearly(planted_vit_b32):
     ]:
         with pytest.raises(ValueError, match=match):
             zero_shot(classifier, images, labels, templates)
+
+
+def test_texts_are_encoded_in_bounded_batches_and_past_the_prompt_cap_refused_before_any_encoding(monkeypatch):
+    from models.clip import MAX_PROMPTS, TEXT_BATCH, TooManyPrompts
+
+    classifier = models.get("clip-shapes")
+    texts = [f"a photo of a {colour} {shape}." for colour in shapesworld.COLOURS for shape in shapesworld.SHAPES] * 20
+    assert len(texts) > TEXT_BATCH
+    sizes = []
+    original = classifier.model.encode_text
+    monkeypatch.setattr(classifier.model, "encode_text", lambda tokens, **k: sizes.append(len(tokens)) or original(tokens, **k))
+    batched = classifier.encode_texts(texts)
+    assert max(sizes) == TEXT_BATCH and sum(sizes) == len(texts)
+    np.testing.assert_allclose(batched.numpy(), classifier.encode_texts(texts, batch_size=len(texts)).numpy(), atol=1e-5)
+    sizes.clear()
+    labels = [f"label {i}" for i in range(MAX_PROMPTS // 2 + 1)]
+    with pytest.raises(TooManyPrompts, match=f"{MAX_PROMPTS + 2:,} prompts; at most {MAX_PROMPTS:,}"):
+        zero_shot(classifier, [PHOTO], labels, ["a {}.", "the {}."])
+    assert sizes == []
 
 
 def test_word_tokenizer_lays_out_tokens_as_open_clip_does():
