@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 import models
-from models.diffusion import Request, run
+from models.text_to_image import Request, run
 from models.turbo import TurboTextToImage
 
 from .report import ms, section

@@ -14,7 +14,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 import models
-from models.diffusion import MAX_IMAGES, MAX_STEPS, SCHEDULERS, DenoisingStep, Generation, Request, check_request
+from models.text_to_image import MAX_IMAGES, MAX_STEPS, SCHEDULERS, DenoisingStep, Generation, Request, check_request
 
 from . import common, drawing
 

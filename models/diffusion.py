@@ -6,95 +6,31 @@ and predicted clean image can be shown; the pretrained one is diffusers' own
 ``StableDiffusionPipeline`` called as its documentation shows, with a step callback that hands
 each step's latents out (and can stop the run).
 
-``denoise`` yields one ``DenoisingStep`` per scheduler step and the finished ``Generation`` last,
-so a caller can stream progress and stop early by closing the generator.
+``denoise`` yields one ``DenoisingStep`` per scheduler step and the finished ``Generation`` last
+(``models/text_to_image.py``), so a caller can stream progress and stop early by closing the generator.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
 from torch import nn
 
 from .nets.diffusion import ParsedPrompt, PromptEncoder, ShapesDiffusion, parse_prompt
 from .sources import LocalWeights
 from .spec import ModelSpec, local_spec
-
-SCHEDULERS = {
-    "DPM-Solver++": DPMSolverMultistepScheduler,
-    "DDIM": DDIMScheduler,
-    "Euler": EulerDiscreteScheduler,
-    "DDPM": DDPMScheduler,
-}
-"""The samplers a user can pick; each is built ``from_config`` of the model's own scheduler config."""
-MAX_IMAGES = 8
-MAX_STEPS = 100
-
-
-@dataclass(frozen=True)
-class Request:
-    """One generation request, already checked (``check_request``)."""
-
-    prompt: str
-    negative_prompt: str = ""
-    seed: int = 0
-    steps: int = 10
-    guidance: float = 2.0
-    scheduler: str = "DPM-Solver++"
-    count: int = 1
-
-
-def check_request(request: Request, max_steps: int = MAX_STEPS) -> None:
-    """Raise ValueError with a message a user can act on, before any work starts."""
-    if not request.prompt or not request.prompt.strip():
-        raise ValueError('Write a prompt first, e.g. "a large red triangle".')
-    if not 1 <= request.steps <= max_steps:
-        raise ValueError(f"Steps must be between 1 and {max_steps} (got {request.steps}).")
-    if not 1 <= request.count <= MAX_IMAGES:
-        raise ValueError(f"Number of images must be between 1 and {MAX_IMAGES} (got {request.count}).")
-    if not 0 <= request.guidance <= 20:
-        raise ValueError(f"Guidance scale must be between 0 and 20 (got {request.guidance}).")
-    if request.scheduler not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler {request.scheduler!r}; pick one of {', '.join(SCHEDULERS)}.")
-    if not 0 <= request.seed < 2**63:
-        raise ValueError("The seed must be a non-negative whole number.")
-
-
-@dataclass
-class DenoisingStep:
-    """One step of the reverse process, for the first image of the batch."""
-
-    index: int  # 1-based
-    total: int
-    timestep: int
-    noisy: Image.Image | None  # the sample the model was given at this step
-    predicted: Image.Image | None  # its estimate of the clean image (local model), or the decoded sample (pretrained)
-    seconds: float  # since the generation started
-
-
-@dataclass
-class Generation:
-    images: list[Image.Image]
-    steps: list[DenoisingStep]
-    notices: list[str] = field(default_factory=list)  # what the model changed or ignored, said plainly
-    blocked: list[bool] = field(default_factory=list)  # per image: the safety checker replaced it
-    seconds: float = 0.0
+from .text_to_image import MAX_STEPS, DenoisingStep, Generation, Request, make_scheduler
+from .turbo import turbo_spec
 
 
 def to_pil(batch: torch.Tensor) -> list[Image.Image]:
     """(B,3,H,W) in [-1, 1] -> RGB images."""
     array = ((batch.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a) for a in array]
-
-
-def make_scheduler(name: str, config: dict):
-    return SCHEDULERS[name].from_config(config)
 
 
 class ShapesTextToImage(nn.Module):
@@ -182,15 +118,6 @@ def _load_local(spec: ModelSpec) -> ShapesTextToImage:
     return ShapesTextToImage(network, card["scheduler"], spec.name)
 
 
-def run(model, request: Request, capture: Sequence[int] = ()) -> Generation:
-    """The finished generation, ignoring the steps (tests, evaluation, benchmarks)."""
-    result = None
-    for item in model.denoise(request, capture):
-        result = item
-    assert isinstance(result, Generation)
-    return result
-
-
 def _local_spec() -> ModelSpec:
     metrics = {"ShapesWorld generations judged right (shape and colour)": "generation_accuracy"}
     about = (
@@ -205,6 +132,4 @@ def _local_spec() -> ModelSpec:
 
 def specs() -> list[ModelSpec]:
     """Text-to-image models: SD-Turbo first (most capable), the local model second."""
-    from .turbo import turbo_spec
-
     return [turbo_spec(), _local_spec()]

@@ -18,9 +18,8 @@ from typing import Callable
 import torch
 
 from .clip import OpenClipWeights
-from .sources import HuggingFaceWeights, TorchvisionWeights
+from .sources import HuggingFaceWeights, PipelineWeights, TorchvisionWeights
 from .spec import ModelSpec
-from .turbo import PipelineWeights
 
 
 def plant_random_weights(spec: ModelSpec, torch_home: Path | None = None, seed: int = 0, hf_home: Path | None = None) -> Path:

@@ -213,3 +213,23 @@ class HuggingFaceWeights:
         load = lambda: tuple(cls.from_pretrained(where, **kwargs, **extra) for cls in classes)  # noqa: E731
         return load() if kwargs.get("local_files_only") else download(load, self.repo_id)
 
+
+@dataclass(frozen=True)
+class PipelineWeights:
+    """Several Hugging Face repos one model needs (SD-Turbo and its safety checker): here, fetched and planted together."""
+
+    parts: tuple[HuggingFaceWeights, ...]
+
+    @property
+    def filename(self) -> str:
+        return " + ".join(part.repo_id for part in self.parts)
+
+    def availability(self) -> Availability:
+        states = [part.availability() for part in self.parts]
+        for worst in (Availability.UNAVAILABLE, Availability.DOWNLOADABLE):
+            if worst in states:
+                return worst
+        return Availability.CACHED
+
+    def fetch(self) -> str:
+        return "\n".join(part.fetch() for part in self.parts)

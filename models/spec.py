@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 from torch import nn
 
-from .sources import Availability, HuggingFaceWeights, LocalWeights, TorchvisionWeights
+from .sources import Availability, HuggingFaceWeights, LocalWeights, PipelineWeights, TorchvisionWeights
 
 Tier = Literal["pretrained", "local"]
 
@@ -24,7 +24,7 @@ class ModelSpec:
     task: str
     tier: Tier
     title: str
-    source: LocalWeights | TorchvisionWeights | HuggingFaceWeights
+    source: LocalWeights | TorchvisionWeights | HuggingFaceWeights | PipelineWeights
     license: str
     params: int
     load: Callable[["ModelSpec"], nn.Module]

@@ -9,51 +9,29 @@ and the tab replaces it with a notice.
 The pipeline is called exactly as diffusers documents SD-Turbo
 (``pipe(prompt, num_inference_steps=1, guidance_scale=0.0)``), through a copy per scheduler that
 shares the weights (``from_pipe``), on one worker thread, so runs never share scheduler state at
-the same time. Its step callback hands each step's latents to the caller through a queue, and
+the same time. Its step callback hands each step's latents to the caller (``models/streaming.py``), and
 stops the run when the caller goes away (the Stop button closes the generator).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
-from .diffusion import DenoisingStep, Generation, Request, make_scheduler
-from .sources import Availability, HuggingFaceWeights
+from .sources import HuggingFaceWeights, PipelineWeights
 from .spec import ModelSpec
+from .streaming import stream_steps
+from .text_to_image import DenoisingStep, Generation, Request, make_scheduler
 
 TURBO = HuggingFaceWeights("stabilityai/sd-turbo")
 SAFETY_CHECKER = HuggingFaceWeights("CompVis/stable-diffusion-safety-checker")
 TURBO_LICENSE = "Stability AI Non-Commercial Community License (sai-nc-community); safety checker: no licence on its model card"
 TURBO_MAX_STEPS = 4
-
-
-@dataclass(frozen=True)
-class PipelineWeights:
-    """Several Hugging Face repos one model needs (SD-Turbo and its safety checker): here, fetched and planted together."""
-
-    parts: tuple[HuggingFaceWeights, ...]
-
-    @property
-    def filename(self) -> str:
-        return " + ".join(part.repo_id for part in self.parts)
-
-    def availability(self) -> Availability:
-        states = [part.availability() for part in self.parts]
-        for worst in (Availability.UNAVAILABLE, Availability.DOWNLOADABLE):
-            if worst in states:
-                return worst
-        return Availability.CACHED
-
-    def fetch(self) -> str:
-        return "\n".join(part.fetch() for part in self.parts)
 
 
 class TurboTextToImage(nn.Module):
@@ -111,49 +89,31 @@ class TurboTextToImage(nn.Module):
         """Run the pipeline on the worker thread; yield a DenoisingStep per step, then the Generation."""
         started = time.perf_counter()
         pipe = self.pipe_with(request.scheduler)
-        events: queue.Queue = queue.Queue()
-        stop = threading.Event()
+        steps: list[DenoisingStep] = []
 
-        def on_step(pipeline, index: int, timestep, tensors: dict) -> dict:
-            shown = index + 1 in capture
-            sample = self.decode(tensors["latents"][:1])[0] if shown else None
-            events.put(DenoisingStep(index + 1, request.steps, int(timestep), None, sample, time.perf_counter() - started))
-            if stop.is_set():
-                pipeline._interrupt = True  # diffusers' documented way to end a run from its callback
-            return tensors
+        def run(emit, stopped: threading.Event):
+            def on_step(pipeline, index: int, timestep, tensors: dict) -> dict:
+                shown = index + 1 in capture
+                sample = self.decode(tensors["latents"][:1])[0] if shown else None
+                steps.append(DenoisingStep(index + 1, request.steps, int(timestep), None, sample, time.perf_counter() - started))
+                emit(steps[-1])
+                if stopped.is_set():
+                    pipeline._interrupt = True  # diffusers' documented way to end a run from its callback
+                return tensors
 
-        def work() -> None:
-            try:
-                generator = torch.Generator("cpu").manual_seed(request.seed)
-                output = pipe(
-                    request.prompt, negative_prompt=request.negative_prompt or None, num_inference_steps=request.steps,
-                    guidance_scale=request.guidance, num_images_per_prompt=request.count, generator=generator,
-                    callback_on_step_end=on_step,
-                )
-                events.put(output)
-            except BaseException as error:  # handed to the caller's thread, which raises it
-                events.put(error)
+            generator = torch.Generator("cpu").manual_seed(request.seed)
+            return pipe(
+                request.prompt, negative_prompt=request.negative_prompt or None, num_inference_steps=request.steps,
+                guidance_scale=request.guidance, num_images_per_prompt=request.count, generator=generator,
+                callback_on_step_end=on_step,
+            )
 
-        finished = self._worker.submit(work)
-        steps = []
-        try:
-            while True:
-                item = events.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, DenoisingStep):
-                    steps.append(item)
-                    yield item
-                    continue
-                blocked = list(item.nsfw_content_detected or [False] * len(item.images))
-                notices = self.notices_for(request)
-                if any(blocked):
-                    notices.append(f"The safety checker blocked {sum(blocked)} of {len(blocked)} images.")
-                yield Generation(list(item.images), steps, notices, blocked, time.perf_counter() - started)
-                return
-        finally:
-            stop.set()  # a stopped run skips its remaining steps at the next callback...
-            finished.result()  # ...and ends before this request's caller moves on
+        output = yield from stream_steps(run, self._worker)
+        blocked = list(output.nsfw_content_detected or [False] * len(output.images))
+        notices = self.notices_for(request)
+        if any(blocked):
+            notices.append(f"The safety checker blocked {sum(blocked)} of {len(blocked)} images.")
+        yield Generation(list(output.images), steps, notices, blocked, time.perf_counter() - started)
 
 
 def _load_turbo(spec: ModelSpec) -> TurboTextToImage:

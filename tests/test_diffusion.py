@@ -11,7 +11,7 @@ from PIL import Image
 import models
 from demos import diffusion as tab
 from demos import segmentation
-from models.diffusion import SCHEDULERS, DenoisingStep, Request, check_request, run
+from models.text_to_image import SCHEDULERS, DenoisingStep, Request, check_request, run
 from models.nets.diffusion import parse_prompt
 from models.sources import Availability, WeightsUnavailable
 from models.training import diffusion as training

@@ -43,8 +43,9 @@ from PIL import Image
 import shapesworld
 from models import registry
 from models.clip import zero_shot
-from models.diffusion import Request, ShapesTextToImage, run
+from models.diffusion import ShapesTextToImage
 from models.nets.diffusion import ATTRIBUTES, ShapesDiffusion, parse_prompt, unet_config
+from models.text_to_image import Request, run
 
 from .common import WEIGHTS_DIR, TrainLog, bf16_autocast_pays, save_checkpoint, seed_everything
 
