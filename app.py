@@ -113,6 +113,8 @@ CSS = """
 @media (max-width: 640px) { .dvl-fit .grid-container { grid-template-columns: repeat(min(2, var(--grid-cols)), minmax(0, 1fr)) !important; } }
 /* A new message replaces the older ones of its kind: Gradio stacks them in one toast ("Error (5)"). */
 .toast-message-item:has(~ .toast-message-item), .toast-separator, .toast-count { display: none !important; }
+/* A failed request is said once, in its toast: the outputs it emptied carry no "Error" badge of their own. */
+[data-testid="status-tracker"] .clear-status, [data-testid="status-tracker"] span.error { display: none !important; }
 /* The model picker's text stops short of its arrow. */
 .wrap-inner .secondary-wrap:has(> .icon-wrap) > input[role="combobox"] {
     padding-right: calc(2 * var(--size-5) + var(--size-1)); text-overflow: ellipsis;
