@@ -4,18 +4,22 @@
     python -m bench.soak --requests 200 --clients 8 --cache-age-min 0.1
 
 Each client is one persistent HTTP connection (Gradio's REST API: upload, call, event stream,
-download the result files, as a page does), and every request sends a distinct ShapesWorld
-scene. The app runs as its own process (``bench.server.AppServer``) on the shipped local
-models. The table: answered, clear errors (the app's own message), 5xx answers, requests left
-hanging, p50/p95 per endpoint; the server's RSS at start, after the warm-up (the first 200
-requests of the same mix: every model loaded, the bounded caches filled) and at the end; the temp folders' size before, at the end, and once the cache age
-has passed. A full queue counts as "busy" (Gradio's 503 "Queue is full", sent at once).
+download the result files, as a page does), and every request sends a distinct image: a
+ShapesWorld scene or uniform noise of 32, 128 or 700 px, in turn (``PICTURES``), so every
+endpoint meets each kind. The app runs as its own process (``bench.server.AppServer``) on the
+shipped local models. The table: answered, errors (the stream ended with ``event: error``, the
+app's own message: a failure like any other), 5xx answers, requests left hanging, p50/p95 per
+endpoint; the server's RSS at start, after the warm-up (the first 200 requests of the same mix:
+every model loaded, the bounded caches filled), at the end and once the cache age has passed (the
+warm-up's and the last reading after the server idled past its minute's heap trim; the growth is
+between those two); the temp folders' size before, at the end, and once the cache age has passed. A full queue counts as "busy" (Gradio's 503 "Queue is full", sent at once).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import io
 import itertools
 import json
 import os
@@ -51,6 +55,33 @@ REQUESTS: dict[str, list] = {
     "generate": ["a large red triangle", "", 0, 10, 2.0, "DPM-Solver++", 1, "diffusion-shapes"],  # the seed varies instead of an image
 }
 HANG_S = 300  # a request with no answer after this long is counted as left hanging
+TRIM_S = 60  # app.py returns freed heap to the system (malloc_trim) this often
+PICTURES: tuple[int | None, ...] = (None, 32, 128, 700)  # the requests' images in turn: a scene, then uniform noise of that side
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One request's image, made when it is sent (2,000 of them would be 800 MB as files).
+
+    ``side`` None: the ShapesWorld scene ``seed``; else uniform RGB noise ``side`` px square, which no
+    model was trained on. /generate takes no image and uses ``seed`` as its seed.
+    """
+
+    seed: int
+    side: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "scene" if self.side is None else f"noise {self.side} px"
+
+    def png(self) -> bytes:
+        if self.side is None:
+            pixels = shapesworld.generate(self.seed).image
+        else:
+            pixels = np.random.default_rng(self.seed).integers(0, 256, (self.side, self.side, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 @dataclass
@@ -59,6 +90,7 @@ class Outcome:
     kind: str  # answered | error | busy | 5xx | hung
     seconds: float
     detail: str = ""
+    picture: str = ""  # Picture.name of its image
 
 
 @dataclass
@@ -86,10 +118,17 @@ class SoakReport:
         return sum(o.kind == kind for o in self.outcomes)
 
     def rss_growth_after_warmup(self) -> float:
-        return self.rss["end"] / self.rss["after warm-up"] - 1
+        """RSS growth over the measured load: from after the warm-up to after the age when read, else to the end."""
+        return self.rss.get("after the age", self.rss["end"]) / self.rss["after warm-up"] - 1
+
+    def failures_markdown(self, most: int = 5) -> str:
+        """The first failures, each with its image kind and what the server said."""
+        failed = [o for o in self.outcomes if o.kind != "answered"]
+        return "\n".join(f"- /{o.endpoint} on {o.picture}: {o.kind} {o.detail}" for o in failed[:most]) + (
+            f"\n- ... {len(failed) - most} more" if len(failed) > most else "")
 
     def markdown(self) -> str:
-        rows = ["| endpoint | requests | answered | clear errors | busy | 5xx | hung | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|---|---|"]
+        rows = ["| endpoint | requests | answered | errors | busy | 5xx | hung | p50 ms | p95 ms |", "|---|---|---|---|---|---|---|---|---|"]
         for endpoint in REQUESTS:
             mine = [o for o in self.outcomes if o.endpoint == endpoint]
             times = [o.seconds * 1000 for o in mine if o.kind == "answered"]
@@ -104,6 +143,7 @@ class SoakReport:
             f"({self.requests / max(self.wall_s, 1e-9):.1f} requests/s)", "", *rows, "",
             f"Server RSS: {rss} (growth after warm-up {self.rss_growth_after_warmup():+.1%}; target within 10%)",
             f"Temp disk: {disk} (target: back within 50 MB of the start once the age has passed)",
+            *(["", "Failed requests:", self.failures_markdown()] if self.count("answered") < len(self.outcomes) else []),
         ])
 
 
@@ -139,10 +179,15 @@ def data_url(png: bytes) -> dict:
     return {"path": None, "url": "data:image/png;base64," + base64.b64encode(png).decode(), "meta": {"_type": "gradio.FileData"}}
 
 
-def scene_png(seed: int, folder: Path) -> Path:
-    path = folder / f"scene-{seed}.png"
-    Image.fromarray(shapesworld.generate(seed).image).save(path)
-    return path
+def read_events(stream: httpx.Response) -> list[tuple[str, str]]:
+    """(event, data) of each message of a Gradio event stream, heartbeats left out."""
+    events, name = [], ""
+    for line in stream.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:") and name != "heartbeat":
+            events.append((name, line[5:].strip()))
+    return events
 
 
 class Connection:
@@ -156,40 +201,42 @@ class Connection:
         headers = {"X-Forwarded-For": address} if address else {}
         self.http = httpx.Client(base_url=url, timeout=HANG_S, headers=headers)
 
-    def request(self, endpoint: str, image: Path) -> Outcome:
+    def request(self, endpoint: str, picture: Picture) -> Outcome:
+        png = picture.png() if endpoint != "generate" else b""  # made before the clock starts
         start = time.perf_counter()
         try:
-            kind, detail = self._call(endpoint, image)
+            kind, detail = self._call(endpoint, picture.seed, png)
         except httpx.TimeoutException:
             kind, detail = "hung", "no answer"
         except httpx.HTTPStatusError as error:
             status = error.response.status_code
             busy = status == 503 and "queue is full" in error.response.text.lower()
             kind, detail = ("busy" if busy else "5xx" if status >= 500 else "error"), error.response.text[:200]
-        return Outcome(endpoint, kind, time.perf_counter() - start, detail)
+        return Outcome(endpoint, kind, time.perf_counter() - start, detail, picture.name)
 
-    def _inputs(self, endpoint: str, image: Path) -> list:
-        """The request's data: the image uploaded first; for /generate, which takes none, the scene's seed as its seed."""
+    def _inputs(self, endpoint: str, seed: int, png: bytes) -> list:
+        """The request's data: the image uploaded first; for /generate, which takes none, ``seed`` as its seed."""
         if endpoint == "generate":
             prompt, negative, _, *rest = REQUESTS[endpoint]
-            return [prompt, negative, int(image.stem.rsplit("-", 1)[1]), *rest]
-        with open(image, "rb") as handle:
-            uploaded = self.http.post("gradio_api/upload", files=[("files", (image.name, handle, "image/png"))])
+            return [prompt, negative, seed, *rest]
+        uploaded = self.http.post("gradio_api/upload", files=[("files", (f"{seed}.png", png, "image/png"))])
         uploaded.raise_for_status()
         return [{"path": uploaded.json()[0], "meta": {"_type": "gradio.FileData"}}, *REQUESTS[endpoint]]
 
-    def _call(self, endpoint: str, image: Path) -> tuple[str, str]:
-        data = self._inputs(endpoint, image)
-        called = self.http.post(f"gradio_api/call/{endpoint}", json={"data": data})
+    def _call(self, endpoint: str, seed: int, png: bytes) -> tuple[str, str]:
+        """("answered", "") only when the stream ends with ``complete`` and no ``error`` came; else ("error", what it said)."""
+        called = self.http.post(f"gradio_api/call/{endpoint}", json={"data": self._inputs(endpoint, seed, png)})
         called.raise_for_status()
-        stream = self.http.get(f"gradio_api/call/{endpoint}/{called.json()['event_id']}")
-        stream.raise_for_status()
-        lines = stream.text.splitlines()
-        payload = next((line[5:].strip() for line in reversed(lines) if line.startswith("data:")), "null")
-        events = [line[6:].strip() for line in lines if line.startswith("event:") and "heartbeat" not in line]
-        if events[-1:] != ["complete"]:
-            return "error", payload[:200]  # the app's gr.Error message
-        for item in json.loads(payload):  # fetch the result files, as the page does
+        with self.http.stream("GET", f"gradio_api/call/{endpoint}/{called.json()['event_id']}") as stream:
+            if stream.status_code >= 400:
+                stream.read()  # so the error can tell what the server said
+            stream.raise_for_status()
+            events = read_events(stream)
+        if errors := [data for name, data in events if name == "error"]:
+            return "error", errors[-1][:200]  # the app's gr.Error message, or Gradio's
+        if not events or events[-1][0] != "complete":
+            return "error", f"the stream ended with {events[-1][0] if events else 'nothing'}"
+        for item in json.loads(events[-1][1]):  # fetch the result files, as the page does
             if isinstance(item, dict) and item.get("url"):
                 self.http.get(item["url"]).raise_for_status()
         return "answered", ""
@@ -239,28 +286,33 @@ def _bomb_call(http: httpx.Client, body: dict) -> httpx.Response:
 
 def soak(
     requests: int = 2000, clients: int = 32, warmup: int = 200, cache_age_min: float = 1.0, wait_for_age: bool = True, log=print,
-    hostile: bool = False,
+    hostile: bool = False, settle: bool = True,
 ) -> SoakReport:
     """Run the load against a fresh app process and measure it (see the module docstring).
 
     ``hostile``: one more client sends bombs, oversized bodies and floods during the measured load
     (``hostile_load``); its outcomes go to ``report.hostile``, the normal clients' to ``report.outcomes``.
+    ``settle``: read the RSS after the warm-up and after the age only once the server has idled past
+    its heap trim (``TRIM_S``). Read straight after a burst, RSS holds what the burst freed but the
+    allocator has not yet returned: in a 270-request run it swung between 1.5 and 2.4 GB with the
+    minute's trim, so "end" alone tells when the last trim ran, not whether memory grew.
     """
     report = SoakReport(requests, clients)
     endpoints = list(REQUESTS)
     with AppServer(args=("--cache-age-min", str(cache_age_min), "--forwarded-hops", "1")) as server:
         temp = server.tmp / "tmp"
-        images = temp.parent / "soak-images"  # outside the server's temp folders, so they do not count as its disk
-        images.mkdir()
         first = shapesworld.SPLITS["test"].start + 500_000
-        paths = [scene_png(first + i, images) for i in range(warmup + requests)]
         report.rss["start"] = machine.rss_bytes(server.pid)
         report.disk["start"] = folder_bytes(temp)
-        jobs = list(zip(itertools.islice(itertools.cycle(endpoints), warmup + requests), paths))
+        # 9 endpoints and 4 kinds of image in turn: every endpoint meets every kind within 36 requests
+        jobs = [
+            (endpoint, Picture(first + i, PICTURES[i % len(PICTURES)]))
+            for i, endpoint in enumerate(itertools.islice(itertools.cycle(endpoints), warmup + requests))
+        ]
         local = threading.local()
         connections: list[Connection] = []
 
-        def run(job: tuple[str, Path]) -> Outcome:
+        def run(job: tuple[str, Picture]) -> Outcome:
             if not hasattr(local, "connection"):
                 local.connection = Connection(server.url, address=f"198.51.100.{len(connections) + 1}")
                 connections.append(local.connection)
@@ -269,7 +321,8 @@ def soak(
         with ThreadPoolExecutor(clients) as pool:
             warm = list(pool.map(run, jobs[:warmup]))  # loads every model and fills the bounded caches
             if failed := [o for o in warm if o.kind != "answered"]:
-                raise RuntimeError(f"the warm-up failed: /{failed[0].endpoint} {failed[0].kind} {failed[0].detail}")
+                raise RuntimeError(f"the warm-up failed: /{failed[0].endpoint} on {failed[0].picture}: {failed[0].kind} {failed[0].detail}")
+            time.sleep(TRIM_S + 1 if settle else 0)
             report.rss["after warm-up"] = machine.rss_bytes(server.pid)
             stop = threading.Event()
             attacker = ThreadPoolExecutor(1).submit(hostile_load, server.url, stop) if hostile else None
@@ -287,8 +340,10 @@ def soak(
         report.disk["end"] = folder_bytes(temp)
         if wait_for_age:
             age_s = cache_age_min * 60
-            time.sleep(age_s + max(1, min(600, age_s / 4)) + 2)  # the age, one sweep interval, a margin
+            swept_s = age_s + max(1, min(600, age_s / 4)) + 2  # the age, one sweep interval, a margin
+            time.sleep(max(swept_s, TRIM_S + 1 if settle else 0))
             report.disk["after the age"] = folder_bytes(temp)
+            report.rss["after the age"] = machine.rss_bytes(server.pid)
     return report
 
 
@@ -302,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     calm = soak(args.requests, args.clients, args.warmup, args.cache_age_min)
     print(calm.markdown())
-    failed = calm.count("5xx") + calm.count("hung")
+    failed = not_answered(calm)  # an error event is a failure too: every request here is one the app should answer
     if args.calm_only:
         return 1 if failed else 0
     print("\nThe same load again, with a hostile client beside it (bombs, oversized bodies, floods of /detect):\n")

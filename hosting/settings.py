@@ -22,6 +22,7 @@ class Limits:
     cache_age_s: float
     queued_per_ip: int  # events one address may have waiting or running
     queued_per_session: int  # events one session (a page, an MCP client) may have waiting or running
+    queued_per_endpoint: int  # events one address may have waiting or running in one endpoint's queue
     forwarded_hops: int  # trusted proxies in front of the app that append to X-Forwarded-For
     deep_links: bool  # Gradio's /gradio_api/deep_link route
 
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests one session (a page, an MCP client) may have waiting or running at once (default 4)",
     )
     parser.add_argument(
+        "--max-queued-per-endpoint", type=int, default=int(_env("DVL_MAX_QUEUED_PER_ENDPOINT", "4")),
+        help="requests one address may have waiting or running in one endpoint at once (default 4)",
+    )
+    parser.add_argument(
         "--forwarded-hops", type=int, default=int(_env("DVL_FORWARDED_HOPS", "1" if on_space else "0")),
         help="proxies in front of the app whose X-Forwarded-For entries are trusted (default 1 on Spaces, else 0)",
     )
@@ -74,6 +79,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         cache_age_s=args.cache_age_min * 60,
         queued_per_ip=args.max_queued_per_ip,
         queued_per_session=args.max_queued_per_session,
+        queued_per_endpoint=args.max_queued_per_endpoint,
         forwarded_hops=args.forwarded_hops,
         deep_links=args.deep_links,
     )

@@ -29,7 +29,8 @@ AGE_S = 10  # longer than any request waits here: a swept upload is gone for a r
 @pytest.fixture(scope="module")
 def server(planted_torch_home):
     ARTIFACTS.mkdir(exist_ok=True)
-    flags = ("--max-upload-mb", "1", "--cache-age-min", str(AGE_S / 60), "--queue-size", "1", "--mcp")
+    # every client here is the loopback: the per-endpoint share must not answer before the full queue does
+    flags = ("--max-upload-mb", "1", "--cache-age-min", str(AGE_S / 60), "--queue-size", "1", "--max-queued-per-endpoint", "16", "--mcp")
     with AppServer(log_path=ARTIFACTS / "app-server-hosting.log", args=flags) as running:
         yield running
 
@@ -99,22 +100,22 @@ def test_no_model_is_loaded_from_a_name_a_web_user_sends(server, scene_path, nam
         models.spec(name)
 
 
-def test_a_full_queue_answers_busy_at_once(server, tmp_path):
+def test_a_full_queue_answers_busy_at_once(server):
     """Two requests run, one waits (--queue-size 1); the rest are told at once, and all later ones are served."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench.soak import Connection, scene_png
+    from bench.soak import Connection, Picture
 
     first = shapesworld.SPLITS["test"].start + 700_000
-    paths = [scene_png(first + i, tmp_path) for i in range(10)]
-    connections = [Connection(server.url) for _ in paths]
+    pictures = [Picture(first + i) for i in range(10)]
+    connections = [Connection(server.url) for _ in pictures]
     # The first /retrieve of a model embeds its whole gallery: seconds, so the queue fills.
-    with ThreadPoolExecutor(len(paths)) as pool:
-        outcomes = list(pool.map(lambda pair: pair[0].request("retrieve", pair[1]), zip(connections, paths)))
+    with ThreadPoolExecutor(len(pictures)) as pool:
+        outcomes = list(pool.map(lambda pair: pair[0].request("retrieve", pair[1]), zip(connections, pictures)))
     busy = [o for o in outcomes if o.kind == "busy"]
     assert busy and {o.kind for o in outcomes} <= {"answered", "busy"}, outcomes
     assert all("queue is full" in o.detail.lower() and o.seconds < 2 for o in busy), busy
-    assert connections[0].request("retrieve", paths[0]).kind == "answered"
+    assert connections[0].request("retrieve", pictures[0]).kind == "answered"
     for connection in connections:
         connection.close()
 
@@ -181,7 +182,7 @@ def guarded(planted_torch_home):
     """The app behind one trusted proxy (clients told apart by X-Forwarded-For), with small per-client shares."""
     flags = (
         "--max-upload-mb", str(UPLOAD_MB), "--max-client-mb", str(CLIENT_MB), "--max-files-per-upload", "5",
-        "--max-queued-per-ip", "4", "--forwarded-hops", "1", "--mcp",
+        "--max-queued-per-ip", "4", "--max-queued-per-endpoint", "2", "--forwarded-hops", "1", "--mcp",
     )
     with AppServer(log_path=ARTIFACTS / "app-server-guarded.log", args=flags) as running:
         yield running
@@ -355,6 +356,19 @@ def test_a_second_client_is_served_while_a_first_floods_the_queue(guarded, guard
     assert kind == "complete"
 
 
+def test_one_address_holds_at_most_its_share_of_one_endpoints_queue(guarded_http, scene_path):
+    """--max-queued-per-endpoint 2 here: a third /detect from the address is refused at once, its /segment is still queued."""
+    from bench.soak import data_url
+
+    image = data_url(scene_path.read_bytes())
+    headers = as_client("203.0.113.3")
+    detect = {"data": [image, "fasterrcnn-shapes", 0.5, 0.5, [], 100]}
+    detects = [guarded_http.post("gradio_api/call/detect", json=detect, headers=headers) for _ in range(3)]
+    segment = guarded_http.post("gradio_api/call/segment", json={"data": [image, "unet-shapes", 0.5]}, headers=headers)
+    assert [d.status_code for d in detects] == [200, 200, 429] and "as many requests waiting or running" in detects[2].text
+    assert segment.status_code == 200
+
+
 def test_error_messages_name_nothing_of_the_server(guarded_http):
     from bench.soak import data_url
 
@@ -410,3 +424,38 @@ def test_the_client_is_the_entry_the_trusted_proxy_appended():
     assert client_ip(headers, "10.0.0.1", hops=0) == "10.0.0.1"  # no proxy trusted: the header is ignored
     assert client_ip([], "10.0.0.1", hops=1) == "10.0.0.1"
     assert session_of([("mcp-session-id", "m1")], "shared") == "mcp:m1" and session_of([], "s") == "s"
+
+
+def test_each_endpoint_serves_its_waiting_clients_in_turn():
+    """On the pinned Gradio's own queue: a flooder's queued calls take one turn per round, and a client already running waits."""
+    import gradio as gr
+    from gradio.queueing import Event
+    from starlette.requests import Request
+
+    from hosting.fairness import take_turns
+
+    with gr.Blocks() as blocks:
+        gr.Button().click(lambda: None, None, None, api_name="work")
+    blocks.queue(default_concurrency_limit=2)
+    queue, fn = blocks._queue, blocks.fns[0]
+    queue.create_event_queue_for_fn(fn)
+    queue.active_jobs = [None] * 4
+    take_turns(queue, hops=1)
+    waiting = queue.event_queue_per_concurrency_id[fn.concurrency_id].queue
+
+    def event(address: str) -> Event:
+        scope = {"type": "http", "headers": [(b"x-forwarded-for", address.encode())], "client": ("10.0.0.1", 1)}
+        return Event(None, fn, Request(scope), None)
+
+    def next_address() -> str:
+        events, _, _ = queue.get_events()
+        return events[0].request.headers["x-forwarded-for"]
+
+    waiting += [event("F") for _ in range(5)] + [event("A"), event("B")]  # first come, first served: F F F F F A B
+    assert [next_address() for _ in range(7)] == ["F", "A", "B", "F", "F", "F", "F"]
+
+    queue.active_jobs[0] = [event("F")]  # F has a call running there...
+    waiting.append(event("A"))
+    assert next_address() == "A"  # ...and A has had the latest turn; yet A, not running, goes before F
+    waiting += [event("F"), event("A")]
+    assert [next_address() for _ in range(2)] == ["A", "F"]
