@@ -12,7 +12,6 @@ shared gallery, so no other session can retrieve them.
 from __future__ import annotations
 
 import functools
-import html
 from dataclasses import dataclass
 
 import gradio as gr
@@ -21,6 +20,7 @@ from PIL import Image
 
 import models
 import shapesworld
+from models.training.retrieval import LABELS as CLASSES, label_of
 
 from . import common, drawing
 from .inputs import BadInput
@@ -49,7 +49,7 @@ def gallery() -> tuple[GalleryItem, ...]:
     items = []
     for seed in range(GALLERY_SEED, GALLERY_SEED + GALLERY_SIZE):
         image, prompt = shapesworld.single_object(seed, 64)
-        items.append(GalleryItem(Image.fromarray(image), " ".join(prompt.split()[-2:])))
+        items.append(GalleryItem(Image.fromarray(image), label_of(prompt)))
     return tuple(items)
 
 
@@ -119,42 +119,108 @@ def coordinates(points: np.ndarray, method: str) -> np.ndarray:
     raise BadInput(f"Unknown projection {method!r}: choose PCA or t-SNE.")
 
 
+def class_colour(label: str) -> tuple[int, int, int]:
+    """The RGB of a colour-shape class's colour word ("red star" -> red)."""
+    return SHAPE_RGB[label.split()[0]]
+
+
+def class_centres(xy: np.ndarray, labels: list[str]) -> tuple[list[str], np.ndarray]:
+    """Each class's name and its medoid: the class's own point nearest all its others, so always on its cluster.
+
+    A mean (or a per-axis median) of a class split into two clusters, or with a few far-flung
+    points, lands between them, in the middle of the map, where every name then piles up.
+    """
+    names = sorted(set(labels))
+    rows = np.array(labels)
+    centres = []
+    for name in names:
+        points = xy[rows == name]
+        centres.append(points[np.linalg.norm(points[:, None] - points[None], axis=-1).sum(axis=1).argmin()])
+    return names, np.stack(centres)
+
+
 def embedding_map(query: Image.Image, model_name: str, method: str = "PCA") -> Image.Image:
-    """The shared gallery in 2-D, each object a dot in its own colour, each class named at its centre; the query as a thumbnail."""
+    """The shared gallery in 2-D, each object a dot in its own colour, each class named at its cluster; the query as a thumbnail."""
     index = gallery_embeddings(model_name)
     query_vector = embed([query], model_name)
     xy = coordinates(np.concatenate([index, query_vector]), method)
     labels = [item.label for item in gallery()]
-    names = sorted(set(labels))
-    centres = np.stack([xy[:-1][[i for i, label in enumerate(labels) if label == name]].mean(axis=0) for name in names])
-    dots = [(SHAPE_RGB[label.split()[0]]) for label in labels]
-    return drawing.embedding_scatter(xy[-1:], [query], centres, names, highlighted=set(range(len(names))), dots=(xy[:-1], dots))
+    names, centres = class_centres(xy[:-1], labels)
+    return drawing.embedding_scatter(
+        xy[-1:], [query], centres, names, highlighted=set(range(len(names))),
+        dots=(xy[:-1], [class_colour(label) for label in labels]), text_colours=[class_colour(name) for name in names],
+    )
+
+
+PROBE_FIT = GALLERY_SIZE // 2  # the probe panel fits on the gallery's first half and scores the second
+CARD_KEYS = ("linear_probe_accuracy", "recall_at_1")
+CARD_BASELINE_KEYS = ("random_init_probe_accuracy", "random_init_recall_at_1")
+
+
+def _card_metrics(name: str) -> dict:
+    """A local encoder's card metrics (what ``python -m models evaluate`` measured), {} for a pretrained one."""
+    spec = models.spec(name)
+    return spec.source.card().get("metrics", {}) if spec.tier == "local" else {}
 
 
 def probe_table(model_names: list[str]) -> list[list]:
-    """Each model's linear-probe accuracy and recall@1 on the gallery's frozen features (half to fit, half to test).
+    """Each model's linear-probe accuracy and recall@1 on the gallery's frozen features, beside its card's figures.
 
-    scikit-learn's logistic regression and 1-nearest-neighbour, as the training code scores the
-    local encoders; plus the same architecture with random weights, the baseline a probe must beat.
+    The probe is fitted on the gallery's first PROBE_FIT objects and scored on the rest
+    (scikit-learn's logistic regression and 1-nearest-neighbour, as the training code scores the
+    local encoders); plus the same architecture with random weights, the baseline a probe must
+    beat. The card columns repeat what the card measured on its own, larger split
+    (``probe_protocol`` says how the two differ); a pretrained encoder has none.
     """
     from models.nets.encoder import Encoder, EncoderConfig
     from models.training.retrieval import features_of, probe_scores
 
     labels = np.array([item.label for item in gallery()])
-    half = len(labels) // 2
-    rows = []
-    for name in model_names:
-        x = gallery_embeddings(name)
-        accuracy, recall = probe_scores(x[:half], labels[:half], x[half:], labels[half:])
-        rows.append([models.spec(name).title, models.spec(name).tier, round(accuracy, 3), round(recall, 3)])
+
+    def scores(x: np.ndarray) -> list[float]:
+        return [round(v, 3) for v in probe_scores(x[:PROBE_FIT], labels[:PROBE_FIT], x[PROBE_FIT:], labels[PROBE_FIT:])]
+
+    def card(metrics: dict, keys: tuple[str, str]) -> list:
+        return [metrics.get(key, "—") for key in keys]
+
+    rows = [[models.spec(n).title, models.spec(n).tier, *scores(gallery_embeddings(n)), *card(_card_metrics(n), CARD_KEYS)] for n in model_names]
     images = np.stack([np.asarray(item.image) for item in gallery()])
     import torch
 
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # the same random-init encoder the training code scores
     random_init = features_of(Encoder(EncoderConfig()), torch.from_numpy(images).permute(0, 3, 1, 2))
-    accuracy, recall = probe_scores(random_init[:half], labels[:half], random_init[half:], labels[half:])
-    rows.append(["Random-init encoder (same backbone, no training)", "baseline", round(accuracy, 3), round(recall, 3)])
+    baseline_card = next((m for m in map(_card_metrics, model_names) if CARD_BASELINE_KEYS[0] in m), {})
+    rows.append(["Random-init encoder (same backbone, no training)", "baseline", *scores(random_init), *card(baseline_card, CARD_BASELINE_KEYS)])
     return rows
+
+
+def probe_protocol(model_names: list[str], left_out: dict[str, str]) -> str:
+    """What the probe panel measured (objects, seeds), why it differs from the cards, and which encoders are missing.
+
+    ``left_out``: each encoder not probed (its title) and its weights' availability.
+    """
+    first, last = GALLERY_SEED, GALLERY_SEED + GALLERY_SIZE - 1
+    lines = [
+        f"**Measured here:** the probe is fitted on {PROBE_FIT} gallery objects (seeds {first}–{first + PROBE_FIT - 1}, "
+        f"about {PROBE_FIT // len(CLASSES)} per class) and scored on the other {GALLERY_SIZE - PROBE_FIT} (seeds {first + PROBE_FIT}–{last}); "
+        "recall@1 asks whether each scored object's nearest fitted object has its class."
+    ]
+    for name in model_names:
+        metrics = _card_metrics(name)
+        if "probe_seeds" in metrics:
+            lines.append(
+                f"**{models.spec(name).title}, card:** fitted on seeds {metrics['probe_seeds']}, scored on "
+                f"{metrics.get('eval_count', '?')} objects (seeds {metrics['eval_seeds']})."
+            )
+    lines.append(
+        "**Why the figures differ:** the cards' probes learn from ten times as many examples per class (about 100 "
+        "against 10), so they score higher; random-init features gain the most from more examples, so the baseline "
+        "drops furthest here. Neither split was ever trained on."
+    )
+    if left_out:
+        missing = "; ".join(f"{title} ({availability})" for title, availability in left_out.items())
+        lines.append(f"**Left out, their weights not on this machine:** {missing}. `python -m models prefetch` on a connected machine fetches them.")
+    return "  \n".join(lines)
 
 
 # ---------------------------------------------------------------- UI
@@ -167,23 +233,23 @@ def _read_uploads(files: list[str] | None) -> list[Image.Image]:
 
 
 @common.user_errors
-def _retrieve_ui(image_path: str | None, model_name: str, k: float, files: list[str] | None, progress: gr.Progress = gr.Progress()):
+def _retrieve_ui(image_path: str | None, model_name: str, k: int, files: list[str] | None = None, progress: gr.Progress = gr.Progress()):
     """Image retrieval: the gallery images whose embeddings are nearest the query's.
 
     Args:
         image_path: the query image (a file path or URL).
         model_name: an encoder's name, e.g. "simclr-shapes" (local) or "dinov2-small".
         k: how many neighbours, 1 to 50.
-        files: up to 200 images of your own, added to the gallery for this request only.
+        files: up to 200 images of your own, added to the gallery for this request only (optional, default none).
 
     Returns:
-        The neighbours with their labels and cosine similarities, the same as a table, and a note.
+        The neighbours captioned with their labels, a table of their ranks, labels and cosine similarities, and a note.
     """
     if not image_path:
         raise BadInput("Give a query image (upload one, paste one or pick an example).")
     query = common.read_image(image_path)
-    found = retrieve(query, model_name, int(k), _read_uploads(files), progress)
-    shown = [(item.image, f"{item.label} · cos {s:.3f}") for item, s in zip(found.items, found.similarities)]
+    found = retrieve(query, model_name, k, _read_uploads(files), progress)
+    shown = [(item.image, item.label) for item in found.items]  # short enough to show whole; the cosines are in the table
     table = [[i + 1, item.label, round(float(s), 4)] for i, (item, s) in enumerate(zip(found.items, found.similarities))]
     return shown, table, found.note
 
@@ -197,8 +263,11 @@ def _map_ui(image_path: str | None, model_name: str, method: str, progress: gr.P
 
 @common.user_errors(gpu_seconds=120)  # probes on every encoder: the longest handler
 def _probe_ui(progress: gr.Progress = gr.Progress()):
-    usable = [s.name for s in models.for_task(TASK) if s.availability().usable]
-    return probe_table(usable)
+    """The probes on every encoder whose weights are here or can be fetched, and a note naming the others and why."""
+    specs = models.for_task(TASK)
+    usable = [s.name for s in specs if s.availability().usable]
+    left_out = {s.title: s.availability().value for s in specs if s.name not in usable}
+    return probe_table(usable), probe_protocol(usable, left_out)
 
 
 def _examples() -> list[str]:
@@ -225,23 +294,24 @@ def build() -> None:
         with gr.Column():
             image = UploadedImage(label="Query image", sources=["upload", "clipboard"], height=260, elem_classes="dvl-image")
             model = common.model_picker(TASK)
-            k = gr.Slider(1, MAX_K, value=8, step=1, label="Neighbours (k)")
+            k = gr.Slider(1, MAX_K, value=8, step=1, precision=0, label="Neighbours (k)")
             uploads = gr.File(
                 label=f"Add your own images to the gallery (this session only; up to {MAX_UPLOADS})",
                 file_count="multiple", file_types=["image"], height=110,
             )
             run = gr.Button("Find neighbours", variant="primary")
         with gr.Column():
-            found = gr.Gallery(label="Nearest neighbours (cosine similarity)", columns=4, height=320, object_fit="contain")
-            note = gr.Markdown()
-            with gr.Accordion("Numbers", open=False):
-                table = gr.Dataframe(headers=["rank", "label", "cosine"], label="Neighbours", interactive=False)
+            found = gr.Gallery(  # dvl-fit: every tile and caption whole, two columns on a phone
+                label="Nearest neighbours, best first", columns=4, height="auto", object_fit="contain", elem_classes="dvl-fit"
+            )
+            note = gr.Markdown(label="Note")
+            table = gr.Dataframe(headers=["rank", "label", "cosine"], label="Neighbours and their cosine similarity", interactive=False, max_height=260)
             card = gr.Markdown(common.model_card_markdown(model.value))
     examples = gr.Examples(_examples(), inputs=image, label="Examples: unseen ShapesWorld objects and real photos")
 
     with gr.Accordion("The gallery in 2-D: did the features learn colour and shape?", open=False):
         gr.Markdown(
-            "Every gallery object as a dot in its own colour, each colour-shape class named at the centre of its dots, "
+            "Every gallery object as a dot in its own colour, each colour-shape class named at its medoid (its own dot nearest all its others), "
             "the query as a thumbnail. PCA keeps the directions of largest variance; t-SNE keeps who is near whom. "
             "Good features make one tight cluster per class."
         )
@@ -251,16 +321,21 @@ def build() -> None:
         space = gr.Image(label="Gallery embeddings", type="pil", format="png", interactive=False)
     with gr.Accordion("Linear probes: attach a shallow classifier to frozen features", open=False):
         gr.Markdown(
-            "A logistic regression fitted on half of the gallery's frozen features, scored on the other half "
-            "(30 colour-shape classes), and recall@1 (the nearest neighbour has the query's class). Random-init "
-            "features are the baseline: what the architecture gives with no training at all."
+            f"A logistic regression fitted on half of the gallery's frozen features, scored on the other half "
+            f"({len(CLASSES)} colour-shape classes), and recall@1 (the nearest neighbour has the query's class). Random-init "
+            "features are the baseline: what the architecture gives with no training at all. The card columns are the "
+            "model cards' own figures, on a larger split; the note under the table says how the two differ."
         )
         probe = gr.Button("Run the probes on every available encoder")
-        probes = gr.Dataframe(headers=["encoder", "tier", "linear probe", "recall@1"], interactive=False)
+        probes = gr.Dataframe(
+            headers=["encoder", "tier", "linear probe", "recall@1", "card: linear probe", "card: recall@1"],
+            label="Linear probe and recall@1", interactive=False,
+        )
+        protocol = gr.Markdown(label="What was measured")
 
     inputs, outputs = [image, model, k, uploads], [found, table, note]
     common.on_new_input(_retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
     common.clear_on_failure(k.release(_retrieve_ui, inputs, outputs, api_visibility="private"), outputs)
     model.change(common.model_card_markdown, model, card, api_visibility="private")
     common.clear_on_failure(draw.click(_map_ui, [image, model, method], space, api_visibility="private"), [space])
-    probe.click(_probe_ui, None, probes, api_visibility="private")
+    probe.click(_probe_ui, None, [probes, protocol], api_visibility="private")

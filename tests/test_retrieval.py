@@ -59,20 +59,76 @@ def test_two_hundred_uploads_are_searched_and_more_are_refused(query):
         tab.retrieve(query, "rotation-shapes", 5, uploads=small + small[:1])
 
 
-def test_the_map_and_the_probe_table(query):
+def test_the_map(query):
     for method in ("PCA", "t-SNE"):
         assert tab.embedding_map(query, "rotation-shapes", method).size == (760, 520)
     with pytest.raises(BadInput, match="PCA or t-SNE"):
         tab.embedding_map(query, "rotation-shapes", "UMAP")
-    rows = tab.probe_table(["rotation-shapes"])
-    assert [row[1] for row in rows] == ["local", "baseline"] and all(0 <= row[2] <= 1 and 0 <= row[3] <= 1 for row in rows)
+
+
+def test_each_class_is_named_on_its_own_cluster_not_between_clusters():
+    """A class in two clusters (and one stray point): its name goes on one of its clusters; a mean would land between."""
+    rng = np.random.default_rng(0)
+    red = np.concatenate([rng.normal((-10, 0), 0.5, (12, 2)), rng.normal((10, 0), 0.5, (8, 2)), [[0, 30]]])
+    blue = rng.normal((0, -10), 0.5, (20, 2))
+    names, centres = tab.class_centres(np.concatenate([red, blue]), ["red star"] * len(red) + ["blue ring"] * len(blue))
+    assert names == ["blue ring", "red star"]
+    assert np.linalg.norm(centres[0] - (0, -10)) < 1.5
+    assert np.linalg.norm(centres[1] - (-10, 0)) < 1.5  # on the larger cluster; the mean is near (0, 1.4), on nothing
+    assert any(np.allclose(centres[1], p) for p in red)  # a point of the class itself
+
+
+def test_the_probe_table_sits_beside_the_cards_figures_and_says_what_it_measured():
+    rows = tab.probe_table(["simclr-shapes"])
+    card = models.spec("simclr-shapes").source.card()["metrics"]
+    (model, baseline) = rows
+    assert model[1:] == ["local", *model[2:4], card["linear_probe_accuracy"], card["recall_at_1"]]
+    assert baseline[1] == "baseline" and baseline[4:] == [card["random_init_probe_accuracy"], card["random_init_recall_at_1"]]
+    assert all(0 <= v <= 1 for row in rows for v in row[2:4]) and model[2] > baseline[2] + 0.5
+    note = tab.probe_protocol(["simclr-shapes"], {"DINOv2 ViT-S/14 (self-supervised)": "weights unavailable offline"})
+    first = tab.GALLERY_SEED
+    assert f"fitted on {tab.PROBE_FIT} gallery objects (seeds {first}–{first + tab.PROBE_FIT - 1}" in note
+    assert f"seeds {card['probe_seeds']}" in note and card["eval_seeds"] in note and "Why the figures differ" in note
+    assert "Left out, their weights not on this machine:** DINOv2 ViT-S/14 (self-supervised) (weights unavailable offline)." in note
+
+
+def test_the_probe_panel_names_the_encoders_it_leaves_out(hf_home, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(hf_home))  # no ResNet-50 either
+    monkeypatch.setattr(tab, "probe_table", lambda names: [[name] for name in names])  # the probes themselves are tested above
+    rows, note = tab._probe_ui()
+    assert [row[0] for row in rows] == ["simclr-shapes", "rotation-shapes"]  # offline, nothing planted: the local ones
+    for spec in models.for_task(tab.TASK)[:2]:
+        assert spec.tier == "pretrained" and f"{spec.title} ({models.Availability.UNAVAILABLE.value})" in note
+
+
+def test_captions_are_the_label_alone_and_the_cosines_are_in_the_table(query, tmp_path):
+    path = tmp_path / "q.png"
+    query.save(path)
+    shown, table, note = tab._retrieve_ui(str(path), "rotation-shapes", 5)
+    assert [caption for _, caption in shown] == [row[1] for row in table]  # "orange triangle" at most: fits a tile
+    assert all(len(caption) <= len("orange triangle") for _, caption in shown)
+    assert all(-1 <= row[2] <= 1 for row in table) and [row[0] for row in table] == [1, 2, 3, 4, 5]
+
+
+def test_the_api_needs_no_gallery_files_names_every_output_and_types_k_as_an_integer(app_url, query, tmp_path):
+    from gradio_client import Client, handle_file
+
+    path = tmp_path / "q.png"
+    query.save(path)
+    client = Client(app_url, verbose=False)
+    shown, table, note = client.predict(handle_file(str(path)), "rotation-shapes", 3, api_name="/retrieve")  # no files
+    assert len(shown) == len(table["data"]) == 3 and "of yours" not in note
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/retrieve"]
+    assert all(r["label"] and not r["label"].startswith("value_") for r in info["returns"]), info["returns"]
+    parameters = {p["parameter_name"]: p for p in info["parameters"]}
+    assert parameters["k"]["type"]["type"] == "integer" and parameters["files"]["parameter_has_default"]
 
 
 def test_odd_images_are_answered(query, tmp_path):
     for mode in ("L", "RGBA", "I;16"):
         path = tmp_path / f"q-{mode.replace(';', '')}.png"
         query.convert(mode).save(path)
-        shown, table, note = tab._retrieve_ui(str(path), "rotation-shapes", 3, None)
+        shown, table, note = tab._retrieve_ui(str(path), "rotation-shapes", 3)
         assert len(shown) == len(table) == 3
 
 
