@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import models
-from models.clip import OpenClipWeights
 from models.planting import plant_random_weights
-from models.sources import HuggingFaceWeights, TorchvisionWeights
+from models.sources import HuggingFaceWeights, OpenClipWeights, TorchvisionWeights
 
 # Set for this process and the app subprocess, restored afterwards. HF_HUB_CACHE would take
 # precedence over HF_HOME, so it is pointed at HF_HOME's hub folder too.

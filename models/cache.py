@@ -17,7 +17,8 @@ from typing import Callable, Hashable, TypeVar
 import torch
 from torch import nn
 
-from . import settings
+import settings
+
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,32 @@ def module_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class Memo:
+    """A bounded least-recently-used memo, safe across threads: expensive derived state computed once per key."""
+
+    def __init__(self, entries: int) -> None:
+        self._values: OrderedDict[Hashable, object] = OrderedDict()
+        self._entries = entries
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value kept for ``key``, else ``compute()`` kept for next time; the computation runs outside the lock."""
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]  # type: ignore[return-value]
+        value = compute()
+        with self._lock:
+            self._values[key] = value
+            while len(self._values) > self._entries:
+                self._values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
 class ModelCache:
     def __init__(
         self,
@@ -46,8 +73,7 @@ class ModelCache:
         self.budget_bytes = settings.memory_budget_bytes() if budget_bytes is None else budget_bytes
         self.device = device or settings.device()
         self._models: OrderedDict[str, nn.Module] = OrderedDict()
-        self._derived: OrderedDict[Hashable, object] = OrderedDict()
-        self._derived_entries = derived_entries
+        self._derived = Memo(derived_entries)
         self._lock = threading.Lock()
         self._name_locks: dict[str, threading.Lock] = {}
 
@@ -87,7 +113,7 @@ class ModelCache:
         with self._lock:
             dropped = len(self._models)
             self._models.clear()
-            self._derived.clear()
+        self._derived.clear()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         log.warning("released %d models and every cached result to recover memory", dropped)
@@ -97,18 +123,9 @@ class ModelCache:
         """Memoise expensive derived state (a model's raw output for an image, an embedding...).
 
         Used e.g. so that moving an opacity slider re-blends a cached mask instead of re-running
-        the network. Bounded LRU; the computation runs outside the lock.
+        the network. Bounded LRU (``Memo``).
         """
-        with self._lock:
-            if key in self._derived:
-                self._derived.move_to_end(key)
-                return self._derived[key]  # type: ignore[return-value]
-        value = compute()
-        with self._lock:
-            self._derived[key] = value
-            while len(self._derived) > self._derived_entries:
-                self._derived.popitem(last=False)
-        return value
+        return self._derived.get(key, compute)
 
     def _hit(self, name: str) -> nn.Module | None:
         with self._lock:

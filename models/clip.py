@@ -16,11 +16,8 @@ embeddings are computed once per model and kept in the model cache's derived sta
 
 from __future__ import annotations
 
-import itertools
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Callable, Sequence
 
 import numpy as np
 import open_clip
@@ -29,12 +26,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from . import settings
+from .cache import Memo
 from .nets.clip import WordTokenizer, register
-from .sources import Availability, LocalWeights, WeightsUnavailable
+from .sources import Availability, LocalWeights, OpenClipWeights
 from .spec import ModelSpec, local_spec
 
-T = TypeVar("T")
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 # Labels x templates: each is one text-encoder pass, so their product bounds a request's time and memory.
 # 1,000 labels x 24 templates (24,000 prompts in one batch) took 8.3 s and +2.26 GB on ViT-B/32; at most
@@ -42,128 +38,9 @@ DEFAULT_TEMPLATES = ("a photo of a {}.",)
 # one batch's worth (+116 MB RSS for 2,000 prompts on ViT-B/32, +48 MB on the local mini-CLIP).
 MAX_PROMPTS = 2_000
 TEXT_BATCH = 256
+TEXT_SETS_KEPT = 16
+"""Label sets whose text embeddings a model keeps: at most MAX_PROMPTS x 512 float32 (4 MB) each for ViT-B/32."""
 OPEN_CLIP_LICENSE = "MIT (open_clip code and these LAION checkpoints); trained on LAION-2B (English)"
-_instances = itertools.count()
-
-
-@dataclass(frozen=True)
-class OpenClipWeights:
-    """An open_clip pretrained tag: open_clip's factory resolves it to a Hugging Face repo and file.
-
-    Resolution order: DVL_WEIGHTS_DIR/<repo_id>/<file> -> the Hugging Face cache (HF_HOME) -> a
-    download by open_clip itself, unless offline -> a clear WeightsUnavailable. ``build`` always
-    goes through ``open_clip.create_model_and_transforms``, so open_clip's own checkpoint loading,
-    preprocessing config and tokenizer choice are used.
-    """
-
-    model_name: str  # an open_clip architecture, e.g. "ViT-B-32"
-    tag: str  # an open_clip pretrained tag, e.g. "laion2b_s34b_b79k"
-
-    @property
-    def pretrained_cfg(self) -> dict:
-        cfg = open_clip.get_pretrained_cfg(self.model_name, self.tag)
-        if not cfg.get("hf_hub"):
-            raise ValueError(f"open_clip has no Hugging Face hub entry for {self.model_name} / {self.tag}")
-        return cfg
-
-    @property
-    def _hub_entry(self) -> tuple[str, str]:
-        """(repo id, file name or "") split as open_clip's ``download_pretrained`` splits the tag's ``hf_hub``."""
-        repo_id, file = os.path.split(self.pretrained_cfg["hf_hub"])
-        return repo_id, file
-
-    @property
-    def repo_id(self) -> str:
-        """The Hugging Face repo open_clip downloads from, e.g. ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``."""
-        return self._hub_entry[0]
-
-    @property
-    def weight_files(self) -> tuple[str, ...]:
-        """The files open_clip asks the hub for, in its order: the safetensors alternative first."""
-        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
-        name = self._hub_entry[1] or HF_WEIGHTS_NAME
-        if name == HF_WEIGHTS_NAME:
-            return (HF_SAFE_WEIGHTS_NAME, name)
-        return (name[:-4] + ".safetensors", name) if name.endswith((".bin", ".pth")) else (name,)
-
-    @property
-    def filename(self) -> str:
-        return self.repo_id
-
-    def preprocess_cfg(self) -> dict:
-        """The tag's preprocessing (mean, std, interpolation, resize mode), as open_clip merges it."""
-        return {k: v for k, v in self.pretrained_cfg.items() if k in ("mean", "std", "interpolation", "resize_mode")}
-
-    def explicit_path(self) -> Path | None:
-        folder = settings.weights_dir()
-        if not folder:
-            return None
-        return next((folder / self.repo_id / f for f in self.weight_files if (folder / self.repo_id / f).is_file()), None)
-
-    def cached_file(self) -> Path | None:
-        """The checkpoint in the Hugging Face cache, if a download (or a planting) left it there."""
-        from huggingface_hub import try_to_load_from_cache
-
-        for name in self.weight_files:
-            found = try_to_load_from_cache(self.repo_id, name, cache_dir=settings.hf_cache_dir())
-            if isinstance(found, str):
-                return Path(found)
-        return None
-
-    def availability(self) -> Availability:
-        if self.explicit_path() or self.cached_file():
-            return Availability.CACHED
-        return Availability.UNAVAILABLE if settings.offline() else Availability.DOWNLOADABLE
-
-    def fetch(self) -> str:
-        path = self.explicit_path() or self.cached_file() or self._download(
-            lambda: open_clip.download_pretrained(self.pretrained_cfg, cache_dir=str(settings.hf_cache_dir()))
-        )
-        return f"{self.model_name} {self.tag} ({self.repo_id}): in {Path(path).parent}"
-
-    def build(self) -> tuple[nn.Module, Callable]:
-        """``(model, preprocess)`` from open_clip's factory, with these weights loaded."""
-        from huggingface_hub import constants as hub
-
-        explicit = self.explicit_path()
-        cached = self.cached_file()
-        if explicit or (cached and settings.offline() and not hub.HF_HUB_OFFLINE):
-            # A file open_clip cannot find by tag (DVL_WEIGHTS_DIR), or a cached one when offline but
-            # huggingface_hub was not told so at import (it would try the network first): give open_clip
-            # the file itself, with the tag's preprocessing.
-            pre = self.preprocess_cfg()
-            return self._create(
-                str(explicit or cached), image_mean=pre["mean"], image_std=pre["std"],
-                image_interpolation=pre["interpolation"], image_resize_mode=pre["resize_mode"],
-            )
-        if cached:
-            return self._create(self.tag)  # open_clip's own path: tag -> repo -> hf_hub_download -> the cache
-        if settings.offline():
-            raise WeightsUnavailable(self._how_to_get())
-        return self._download(lambda: self._create(self.tag))
-
-    def _create(self, pretrained: str, **kwargs) -> tuple[nn.Module, Callable]:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            self.model_name, pretrained=pretrained, cache_dir=str(settings.hf_cache_dir()), **kwargs
-        )
-        return model, preprocess
-
-    def _download(self, action: Callable[[], T]) -> T:
-        if settings.offline():
-            raise WeightsUnavailable(self._how_to_get())
-        try:
-            return action()
-        except (OSError, RuntimeError, ValueError) as error:  # open_clip wraps a failed hub download in RuntimeError
-            raise WeightsUnavailable(f"Downloading {self.repo_id} failed ({error}). {self._how_to_get()}") from error
-
-    def _how_to_get(self) -> str:
-        return (
-            f"The open_clip weights {self.model_name} / {self.tag} ({self.repo_id}) are not on this machine and cannot "
-            f"be downloaded from here. On a connected machine run `python -m models prefetch`, and copy the Hugging Face "
-            f"cache ({settings.hf_cache_dir()}) here, or put {self.weight_files[0]} into "
-            f"DVL_WEIGHTS_DIR/{self.repo_id}/. Until then, pick a local model."
-        )
 
 
 class ZeroShotClassifier(nn.Module):
@@ -177,7 +54,7 @@ class ZeroShotClassifier(nn.Module):
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.name = name
-        self._instance = next(_instances)  # this object's weights, for the text-embedding cache key
+        self._text_sets = Memo(TEXT_SETS_KEPT)  # kept with these weights: evicting the model drops them too
         self.eval()  # an inference wrapper: batch norms (the local ResNet tower) use their running statistics
 
     @property
@@ -233,8 +110,8 @@ class ZeroShotClassifier(nn.Module):
     def class_embeddings(self, labels: Sequence[str], templates: Sequence[str], cache: bool = True) -> torch.Tensor:
         """(M, D) unit vectors: per label, the re-normalised mean of its templates' text embeddings.
 
-        Cached per (model, labels, templates) in the model cache, so re-running a label set on new
-        images costs only the image encoder.
+        Kept per (labels, templates) with this model, so re-running a label set on new images costs
+        only the image encoder.
         """
         labels, templates = tuple(labels), tuple(templates)
         check_prompt_count(len(labels), len(templates))
@@ -244,11 +121,7 @@ class ZeroShotClassifier(nn.Module):
             per_text = self.encode_texts(texts).reshape(len(labels), len(templates), -1)
             return F.normalize(per_text.mean(dim=1), dim=-1)
 
-        if not cache:
-            return compute()
-        from .registry import cache as model_cache  # the registry imports this module
-
-        return model_cache().derived(("clip-text", self.name, self._instance, labels, templates), compute)
+        return self._text_sets.get((labels, templates), compute) if cache else compute()
 
 
 class TooManyPrompts(ValueError):

@@ -17,8 +17,7 @@ from typing import Callable
 
 import torch
 
-from .clip import OpenClipWeights
-from .sources import HuggingFaceWeights, PipelineWeights, TorchvisionWeights
+from .sources import HuggingFaceWeights, OpenClipWeights, PipelineWeights, TorchvisionWeights
 from .spec import ModelSpec
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -22,7 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from . import settings
+import settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -233,3 +234,115 @@ class PipelineWeights:
 
     def fetch(self) -> str:
         return "\n".join(part.fetch() for part in self.parts)
+
+
+@dataclass(frozen=True)
+class OpenClipWeights:
+    """An open_clip pretrained tag: open_clip's factory resolves it to a Hugging Face repo and file.
+
+    Resolution order: DVL_WEIGHTS_DIR/<repo_id>/<file> -> the Hugging Face cache (HF_HOME) -> a
+    download by open_clip itself, unless offline -> a clear WeightsUnavailable. ``build`` always
+    goes through ``open_clip.create_model_and_transforms``, so open_clip's own checkpoint loading,
+    preprocessing config and tokenizer choice are used.
+    """
+
+    model_name: str  # an open_clip architecture, e.g. "ViT-B-32"
+    tag: str  # an open_clip pretrained tag, e.g. "laion2b_s34b_b79k"
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        import open_clip
+
+        cfg = open_clip.get_pretrained_cfg(self.model_name, self.tag)
+        if not cfg.get("hf_hub"):
+            raise ValueError(f"open_clip has no Hugging Face hub entry for {self.model_name} / {self.tag}")
+        return cfg
+
+    @property
+    def _hub_entry(self) -> tuple[str, str]:
+        """(repo id, file name or "") split as open_clip's ``download_pretrained`` splits the tag's ``hf_hub``."""
+        repo_id, file = os.path.split(self.pretrained_cfg["hf_hub"])
+        return repo_id, file
+
+    @property
+    def repo_id(self) -> str:
+        """The Hugging Face repo open_clip downloads from, e.g. ``laion/CLIP-ViT-B-32-laion2B-s34B-b79K``."""
+        return self._hub_entry[0]
+
+    @property
+    def weight_files(self) -> tuple[str, ...]:
+        """The files open_clip asks the hub for, in its order: the safetensors alternative first."""
+        from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+        name = self._hub_entry[1] or HF_WEIGHTS_NAME
+        if name == HF_WEIGHTS_NAME:
+            return (HF_SAFE_WEIGHTS_NAME, name)
+        return (name[:-4] + ".safetensors", name) if name.endswith((".bin", ".pth")) else (name,)
+
+    @property
+    def filename(self) -> str:
+        return self.repo_id
+
+    def preprocess_cfg(self) -> dict:
+        """The tag's preprocessing (mean, std, interpolation, resize mode), as open_clip merges it."""
+        return {k: v for k, v in self.pretrained_cfg.items() if k in ("mean", "std", "interpolation", "resize_mode")}
+
+    def explicit_path(self) -> Path | None:
+        folder = settings.weights_dir()
+        if not folder:
+            return None
+        return next((folder / self.repo_id / f for f in self.weight_files if (folder / self.repo_id / f).is_file()), None)
+
+    def cached_file(self) -> Path | None:
+        """The checkpoint in the Hugging Face cache, if a download (or a planting) left it there."""
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in self.weight_files:
+            found = try_to_load_from_cache(self.repo_id, name, cache_dir=settings.hf_cache_dir())
+            if isinstance(found, str):
+                return Path(found)
+        return None
+
+    def availability(self) -> Availability:
+        if self.explicit_path() or self.cached_file():
+            return Availability.CACHED
+        return Availability.UNAVAILABLE if settings.offline() else Availability.DOWNLOADABLE
+
+    @property
+    def weights_name(self) -> str:
+        return f"open_clip {self.model_name} / {self.tag} ({self.repo_id})"
+
+    def fetch(self) -> str:
+        import open_clip
+
+        path = self.explicit_path() or self.cached_file() or download(
+            lambda: open_clip.download_pretrained(self.pretrained_cfg, cache_dir=str(settings.hf_cache_dir())), self.weights_name
+        )
+        return f"{self.model_name} {self.tag} ({self.repo_id}): in {Path(path).parent}"
+
+    def build(self) -> tuple[nn.Module, Callable]:
+        """``(model, preprocess)`` from open_clip's factory, with these weights loaded."""
+        from huggingface_hub import constants as hub
+
+        explicit = self.explicit_path()
+        cached = self.cached_file()
+        if explicit or (cached and settings.offline() and not hub.HF_HUB_OFFLINE):
+            # A file open_clip cannot find by tag (DVL_WEIGHTS_DIR), or a cached one when offline but
+            # huggingface_hub was not told so at import (it would try the network first): give open_clip
+            # the file itself, with the tag's preprocessing.
+            pre = self.preprocess_cfg()
+            return self._create(
+                str(explicit or cached), image_mean=pre["mean"], image_std=pre["std"],
+                image_interpolation=pre["interpolation"], image_resize_mode=pre["resize_mode"],
+            )
+        if cached:
+            return self._create(self.tag)  # open_clip's own path: tag -> repo -> hf_hub_download -> the cache
+        return download(lambda: self._create(self.tag), self.weights_name)
+
+    def _create(self, pretrained: str, **kwargs) -> tuple[nn.Module, Callable]:
+        import open_clip
+
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            self.model_name, pretrained=pretrained, cache_dir=str(settings.hf_cache_dir()), **kwargs
+        )
+        return model, preprocess

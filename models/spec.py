@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 from torch import nn
 
-from .sources import Availability, HuggingFaceWeights, LocalWeights, PipelineWeights, TorchvisionWeights
+from .sources import Availability, HuggingFaceWeights, LocalWeights, OpenClipWeights, PipelineWeights, TorchvisionWeights
 
 Tier = Literal["pretrained", "local"]
 
@@ -24,7 +24,7 @@ class ModelSpec:
     task: str
     tier: Tier
     title: str
-    source: LocalWeights | TorchvisionWeights | HuggingFaceWeights | PipelineWeights
+    source: LocalWeights | TorchvisionWeights | HuggingFaceWeights | PipelineWeights | OpenClipWeights
     license: str
     params: int
     load: Callable[["ModelSpec"], nn.Module]

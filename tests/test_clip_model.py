@@ -83,7 +83,8 @@ def test_pretrained_clip_offline_without_weights_says_how_to_get_them(hf_home):
     with pytest.raises(WeightsUnavailable) as error:
         spec.load(spec)
     message = str(error.value)
-    assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message and "prefetch" in message and str(hf_home) in message
+    assert "laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message and "prefetch" in message
+    assert str(hf_home) not in message  # the message reaches web pages: it names commands, no server folder
 
 
 def test_planted_weights_load_through_open_clips_own_tag_resolution(planted_vit_b32):
