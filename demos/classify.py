@@ -18,9 +18,10 @@ from PIL import Image
 
 import models
 import shapesworld
-from models.clip import ZeroShotResult, suggested_templates, zero_shot
+from models.clip import DEFAULT_TEMPLATES, TooManyPrompts, ZeroShotResult, check_prompt_count, suggested_templates, zero_shot
+from models.training.retrieval import label_of
 
-from . import common, drawing
+from . import common, drawing, scenes
 from .inputs import BadInput
 from .upload import UploadedImage
 
@@ -32,6 +33,8 @@ MAX_LABELS = 1000
 MAX_IMAGES = 16
 SHOWN_LABELS = 10  # columns of the similarity table: the labels that score highest anywhere
 BARE = ["{}"]  # no template: the label text alone
+LOCAL_MODEL = "clip-shapes"
+EXAMPLE_SEEDS = (shapesworld.SPLITS["test"].start + 85, shapesworld.SPLITS["test"].start + 38)  # red ring, green star
 PHOTO_LABELS = "astronaut, rocket, cat, cup of coffee, dog, car, flower, bowl of soup"
 SHAPE_LABELS = "\n".join(f"{colour} {shape}" for shape in shapesworld.SHAPES for colour in shapesworld.COLOURS)
 
@@ -83,6 +86,7 @@ def classify(
     """
     if temperature < 0:
         raise BadInput("The temperature must be 0 (the model's own) or positive.")
+    check_prompt_count(len(labels), len(templates))  # before any model work
     classifier = common.load_model(model_name, progress)
     texts = [t.format(label) for label in labels for t in templates]
     notes = []
@@ -97,23 +101,37 @@ def classify(
     return Classification(result, notes)
 
 
-def scores_for(result: ZeroShotResult, row: int = 0) -> dict[str, float]:
-    """What the bar chart shows for image ``row``: softmax probabilities, or for a single label its cosine similarity.
+def scores_for(result: ZeroShotResult, row: int = 0) -> dict[str, float] | str:
+    """What the chart shows for image ``row``: the softmax probabilities, or for a single label a line with its cosine.
 
-    A softmax over one label is always 1.0 and says nothing; the cosine (-1 to 1) says how well
-    the text matches the image.
+    A softmax over one label is always 100% and says nothing; the cosine similarity (-1 to 1)
+    says how well the text matches the image, and is not a percentage, so it is given as text
+    (a label chart would draw it as one).
     """
-    values = result.similarities[row] if len(result.labels) == 1 else result.probabilities[row]
-    return {label: float(v) for label, v in zip(result.labels, values)}
+    if len(result.labels) == 1:
+        return f"{result.labels[0]}: cosine similarity {result.similarities[row, 0]:.3f}"
+    return {label: float(v) for label, v in zip(result.labels, result.probabilities[row])}
 
 
-def summary(classification: Classification) -> str:
-    """One line on how to read the chart, then the notes."""
+def truth_line(result: ZeroShotResult, truth: str) -> str:
+    """The true label of the first image (an unseen ShapesWorld object) and whether the top-1 label is it."""
+    head = f"True label: **{html.escape(truth)}** (an unseen ShapesWorld object)"
+    known = [label.casefold() for label in result.labels]
+    if truth.casefold() not in known:
+        return f"{head} · not among the labels, so no label can be right."
+    if len(result.labels) == 1:
+        return f"{head} · it is the one label."
+    best = result.labels[int(result.probabilities[0].argmax())]
+    return f"{head} · top-1 " + ("**right** ✓" if best.casefold() == truth.casefold() else f"**wrong** ✗ (it says {html.escape(best)})")
+
+
+def summary(classification: Classification, truth: str | None = None) -> str:
+    """One line on how to read the chart, the first image's true label when known, then the notes."""
     result = classification.result
     if len(result.labels) == 1:
         head = (
-            f"One label: its **cosine similarity** with the image is {result.similarities[0, 0]:.3f} "
-            "(a softmax over one label would always be 1.0). Add labels to compare."
+            f"One label: its **cosine similarity** with the image is {result.similarities[0, 0]:.3f} (−1 to 1; "
+            "not a probability: a softmax over one label would always be 100%). Add labels to compare."
         )
     else:
         best = int(result.probabilities[0].argmax())
@@ -122,14 +140,26 @@ def summary(classification: Classification) -> str:
             f"{len(result.labels)} labels of the cosine similarities × {result.scale:.1f} "
             f"(temperature {1 / result.scale:.3g}), {len(result.templates)} template(s) averaged per label."
         )
-    return "  \n".join([head, *(f"⚠ {note}" for note in classification.notes)])
+    lines = [head, *([truth_line(result, truth)] if truth else []), *(f"⚠ {note}" for note in classification.notes)]
+    return "  \n".join(lines)
+
+
+def _cell(value: float, value_range: tuple[float, float], text: str, title: str) -> str:
+    """One table cell coloured by ``value`` on ``value_range``, with ink that reads on that colour."""
+    r, g, b = (int(v) for v in drawing.heatmap(np.array([[value]]), value_range=value_range)[0, 0])
+    ink = "#000" if drawing.text_colour((r, g, b)) == (0, 0, 0) else "#fff"
+    return f"<td style='background:rgb({r},{g},{b});color:{ink}' title='{title}'>{text}</td>"
 
 
 def similarity_table(result: ZeroShotResult, names: list[str]) -> str:
-    """Images by labels as an HTML table: each cell the probability (colour) and cosine similarity (text).
+    """Images by labels as an HTML table, its caption saying what each number is and what is normalised over what.
 
-    With many labels, only the SHOWN_LABELS that score highest for some image are shown.
+    Several labels: each cell the probability (colour, large), a softmax per image across all
+    the labels, and the cosine similarity (small). One label: the cosine alone, coloured on -1 to
+    1 (a softmax over one label is 100% for every image). With many labels, only the
+    SHOWN_LABELS that score highest for some image are shown.
     """
+    count = len(result.labels)
     columns = np.argsort(-result.probabilities.max(axis=0), kind="stable")[:SHOWN_LABELS]
     head = "".join(f"<th>{html.escape(result.labels[c])}</th>" for c in columns)
     rows = []
@@ -137,16 +167,19 @@ def similarity_table(result: ZeroShotResult, names: list[str]) -> str:
         cells = []
         for c in columns:
             p, cosine = float(result.probabilities[i, c]), float(result.similarities[i, c])
-            r, g, b = (int(v) for v in drawing.heatmap(np.array([[p]]), value_range=(0.0, 1.0))[0, 0])
-            ink = "#000" if drawing.text_colour((r, g, b)) == (0, 0, 0) else "#fff"
-            cells.append(
-                f"<td style='background:rgb({r},{g},{b});color:{ink}' title='p = {p:.3f}, cosine = {cosine:.3f}'>"
-                f"{p:.0%}<br><small>{cosine:.2f}</small></td>"
-            )
+            if count == 1:
+                cells.append(_cell(cosine, (-1.0, 1.0), f"{cosine:.2f}", f"cosine = {cosine:.3f}"))
+            else:
+                cells.append(_cell(p, (0.0, 1.0), f"{p:.0%}<br><small>{cosine:.2f}</small>", f"p = {p:.3f}, cosine = {cosine:.3f}"))
         rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
-    more = len(result.labels) - len(columns)
-    caption = "Probability (colour, large) and cosine similarity (small) of every image against every label"
-    caption += f"; the {len(columns)} best-scoring of {len(result.labels)} labels shown" if more > 0 else ""
+    if count == 1:
+        caption = "Cosine similarity (−1 to 1) of every image with the one label; no probabilities: a softmax over one label is 100% for any image"
+    else:
+        caption = (
+            f"Large: probability, normalised per image across all {count} labels (each row's softmax sums to 100%); "
+            "small: cosine similarity (−1 to 1, not a percentage)"
+        )
+        caption += f"; the {len(columns)} best-scoring labels shown" if count > len(columns) else ""
     table = f"<table class='dvl-matrix'><caption>{caption}</caption><tr><th></th>{head}</tr>{''.join(rows)}</table>"
     return f"<div class='dvl-scroll'>{table}</div>"
 
@@ -176,25 +209,42 @@ def embedding_map(result: ZeroShotResult, images: list[Image.Image], marked: int
 # ---------------------------------------------------------------- UI
 
 
-def _read_images(image_path: str | None, more: list[str] | None) -> tuple[list[Image.Image], list[str]]:
+def truth_of(path: str | None) -> str | None:
+    """The colour-shape label ("red star") of an unseen ShapesWorld object file (``scenes.object_of``), else None."""
+    found = scenes.object_of(path)
+    return label_of(found[1]) if found else None
+
+
+def _read_images(image_path: str | None, more: list[str] | None) -> tuple[list[Image.Image], list[str], list[str | None]]:
+    """The images, their names in the table (with the true label of a ShapesWorld object) and those true labels."""
     paths = [p for p in [image_path, *(more or [])] if p]
     if not paths:
         raise BadInput("Give an image to classify (upload one, paste one or pick an example).")
     if len(paths) > MAX_IMAGES:
         raise BadInput(f"That is {len(paths)} images; at most {MAX_IMAGES} are compared at once.")
-    return [common.read_image(p) for p in paths], [f"image {i + 1}" for i in range(len(paths))]
+    truths = [truth_of(p) for p in paths]
+    names = [f"image {i + 1}" + (f" (true: {truth})" if truth else "") for i, truth in enumerate(truths)]
+    return [common.read_image(p) for p in paths], names, truths
+
+
+def _scene_warning(image_path: str | None, model_name: str) -> list[str]:
+    """A note when the local model is shown a multi-object ShapesWorld scene, which it never trained on."""
+    if models.spec(model_name).tier == "local" and scenes.scene_of(image_path) is not None:
+        return ["This is a scene of several objects; the local mini-CLIP was trained on single objects, so its answer here means little."]
+    return []
 
 
 @common.user_errors
 def _classify_ui(
-    image_path: str | None, more: list[str] | None, labels_text: str, use_templates: bool, templates_text: str,
-    temperature: float, model_name: str, progress: gr.Progress = gr.Progress(),
+    image_path: str | None, more: list[str] | None = None, labels_text: str = SHAPE_LABELS, use_templates: bool = True,
+    templates_text: str = DEFAULT_TEMPLATES[0], temperature: float = 0.0, model_name: str = LOCAL_MODEL,
+    progress: gr.Progress = gr.Progress(),
 ):
     """CLIP zero-shot classification: how well each label describes the image, with no training on those labels.
 
     Args:
         image_path: the image (a file path or URL).
-        more: more images to classify with the same labels (optional).
+        more: more images to classify with the same labels (optional, default none).
         labels_text: the candidate labels, one per line or comma separated.
         use_templates: wrap each label in prompt templates ("a photo of a {}.") and average them.
         templates_text: the templates, one per line, each with {} where the label goes.
@@ -202,24 +252,30 @@ def _classify_ui(
         model_name: a CLIP model's name, e.g. "clip-shapes" (local) or "clip-vit-b-32".
 
     Returns:
-        The label probabilities, a note, an image-by-label HTML table, a 2-D map of the embeddings, and the first image's probabilities with the templates and without them.
+        The first image's label probabilities (for a single label, a line with its cosine similarity), a note, an
+        image-by-label HTML table, a 2-D map of the embeddings, and the first image's answer with the templates and
+        without them (empty when that comparison would pass the prompt limit).
     """
-    images, names = _read_images(image_path, more)
+    images, names, truths = _read_images(image_path, more)
     labels = parse_labels(labels_text)
     templates = parse_templates(templates_text, use_templates)
     main = classify(images, labels, model_name, templates, temperature, progress)
+    main.notes += _scene_warning(image_path, model_name)
     # The effect of the templates, on the first image: the same labels with and without them (its embedding reused).
     first = main.result.image_features[:1]
     other = BARE if use_templates else parse_templates(templates_text, True)
-    compared = classify(images[:1], labels, model_name, other, temperature, image_features=first)
-    with_templates, bare = (main, compared) if use_templates else (compared, main)
+    try:
+        compared = classify(images[:1], labels, model_name, other, temperature, image_features=first).result
+    except TooManyPrompts as error:  # templates were off, and the comparison's labels x templates pass the limit
+        main.notes.append(f"No comparison with the templates: {error}")
+        compared = None
+    with_templates, bare = (main.result, compared) if use_templates else (compared, main.result)
     return (
         scores_for(main.result),
-        summary(main),
+        summary(main, truths[0]),
         similarity_table(main.result, names),
         embedding_map(main.result, images),
-        scores_for(with_templates.result),
-        scores_for(bare.result),
+        *(scores_for(result) if result else None for result in (with_templates, bare)),
     )
 
 
@@ -240,16 +296,8 @@ def _model_changed(model_name: str, labels_text: str, templates_text: str):
 
 
 def _examples() -> list[list[str]]:
-    """Unseen single-object scenes (one of a colour-shape pair the mini-CLIP never trained on) and photos."""
-    folder = common.OUTPUT_DIR / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for seed in (shapesworld.SPLITS["test"].start + 85, shapesworld.SPLITS["test"].start + 38):  # red ring, green star
-        path = folder / f"single-object-{seed}.png"
-        if not path.exists():
-            image, _ = shapesworld.single_object(seed, 64)
-            Image.fromarray(image).save(path)
-        rows.append([str(path), SHAPE_LABELS])
+    """Unseen single objects (what the mini-CLIP trained on; these two colour-shape pairs it never saw) and photos."""
+    rows = [[scenes.object_file(seed), SHAPE_LABELS] for seed in EXAMPLE_SEEDS]
     photos = {p.rsplit("/", 1)[-1].split(".")[0]: p for p in common.example_images(0)}
     rows += [[photos[name], labels] for name, labels in (("astronaut", PHOTO_LABELS), ("chelsea", "cat, dog, tiger, fox, rabbit"))]
     return rows
@@ -259,14 +307,16 @@ def build() -> None:
     gr.Markdown(
         "CLIP learned from image–caption pairs to put an image and the text that describes it at the same point "
         "of one embedding space. So any list of words becomes a classifier: the label whose text lands nearest the "
-        "image wins, with no training for these classes. The local mini-CLIP knows ShapesWorld's words only; "
-        "it was never shown some colour–shape pairs (red ring, green star, …) and still names them."
+        "image wins, with no training for these classes. The local mini-CLIP knows ShapesWorld's words only and was "
+        "**trained on single objects**: give it one object (the examples, or *New unseen object*), not a scene of "
+        "several. It was never shown some colour–shape pairs (red ring, green star, …) and still names them."
     )
     default = models.default_for(TASK).name
     is_local = models.spec(default).tier == "local"
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=280, elem_classes="dvl-image")
+            new_object = scenes.new_scene_button("New unseen object")
             more = gr.File(
                 label="More images (optional: compared in the table and the map)", file_count="multiple", file_types=["image"], height=120
             )
@@ -287,8 +337,9 @@ def build() -> None:
                 )
             run = gr.Button("Classify", variant="primary")
         with gr.Column():
-            scores = gr.Label(label="Probabilities (first image)", num_top_classes=10)
-            note = gr.Markdown()
+            # One label for both answers (an update of the label would change the API's output to a dict of props).
+            scores = gr.Label(label="Answer for the first image", num_top_classes=10)
+            note = gr.Markdown(label="Note")
             matrix = gr.HTML(label="Images by labels")
             card = gr.Markdown(common.model_card_markdown(default))
     examples = gr.Examples(_examples(), inputs=[image, labels], label="Examples: unseen ShapesWorld objects and real photos")
@@ -312,7 +363,10 @@ def build() -> None:
 
     inputs = [image, more, labels, use_templates, templates, temperature, model]
     outputs = [scores, note, matrix, space, with_templates, without_templates]
-    common.on_new_input(_classify_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    common.on_new_input(
+        _classify_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT,
+        new_scene=new_object, draw=scenes.new_object_file,
+    )
     common.clear_on_failure(gr.on([temperature.release, use_templates.input], _rerun, inputs, outputs, api_visibility="private"), outputs)
     model.change(_model_changed, [model, labels, templates], [card, labels, templates], api_visibility="private").then(
         _rerun, inputs, outputs, api_visibility="private"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,11 +56,21 @@ def test_the_tab_answers_with_open_clips_recipe_and_names_a_held_out_pair(red_ri
     assert "red ring" in tab.summary(answer) and not answer.notes
 
 
-def test_one_label_shows_its_cosine_similarity_not_a_softmax_of_one(red_ring):
-    answer = tab.classify([red_ring], ["red ring"], "clip-shapes", ["a photo of a {}."])
-    cosine = float(answer.result.similarities[0, 0])
-    assert tab.scores_for(answer.result) == {"red ring": pytest.approx(cosine)}
-    assert cosine < 0.999 and "cosine similarity" in tab.summary(answer)
+def test_one_label_shows_its_cosine_similarity_never_as_a_percentage(red_ring):
+    green_star = Image.fromarray(shapesworld.single_object(shapesworld.SPLITS["test"].start + 38, 64)[0])
+    answer = tab.classify([red_ring, green_star], ["red ring"], "clip-shapes", ["a photo of a {}."]).result
+    cosines = answer.similarities[:, 0]
+    assert tab.scores_for(answer) == f"red ring: cosine similarity {cosines[0]:.3f}"  # text: a label chart would show 93%
+    table = tab.similarity_table(answer, ["image 1", "image 2"])
+    assert "%" not in table.replace("100%", "") and "100%" not in table.split("</caption>")[1]  # no 100% per image
+    assert all(f"{c:.2f}</td>" in table for c in cosines) and "Cosine similarity" in table
+    assert "cosine similarity" in tab.summary(tab.Classification(answer, []))
+
+
+def test_the_table_says_its_probabilities_are_normalised_per_image_across_the_labels(red_ring):
+    answer = tab.classify([red_ring], LABELS, "clip-shapes", ["a photo of a {}."]).result
+    caption = tab.similarity_table(answer, ["image 1"]).split("<caption>")[1].split("</caption>")[0]
+    assert f"normalised per image across all {len(LABELS)} labels" in caption and "not a percentage" in caption
 
 
 def test_temperature_flattens_the_probabilities_and_zero_means_the_models_own(red_ring):
@@ -115,8 +126,6 @@ def test_odd_images_are_answered(mode, red_ring, tmp_path):
 
 
 def test_no_image_or_too_many_are_clear_errors(red_ring, tmp_path):
-    import gradio as gr
-
     with pytest.raises(gr.Error, match="Give an image"):
         tab._classify_ui(None, None, "cat", True, "{}", 0.0, "clip-shapes")
     path = tmp_path / "ring.png"
@@ -137,3 +146,83 @@ def test_the_templates_comparison_reuses_the_first_images_embedding(red_ring, tm
         scores, _, _, _, with_templates, bare = tab._classify_ui(str(path), None, tab.SHAPE_LABELS, use_templates, "a photo of a {}.", 0.0, "clip-shapes")
         assert calls == [1]  # one image encoded once, for all three answers
         assert max(with_templates, key=with_templates.get) == "red ring" and scores == (with_templates if use_templates else bare)
+
+
+def test_examples_are_single_objects_and_an_unseen_one_shows_its_truth_and_whether_the_top_1_is_right():
+    from demos import scenes
+
+    paths = [row[0] for row in tab._examples()[:2]]
+    assert [scenes.object_of(p)[0] for p in paths] == list(tab.EXAMPLE_SEEDS)  # files the tab recognises as objects
+    scores, note, table, *_ = tab._classify_ui(paths[0], [paths[1]], tab.SHAPE_LABELS)
+    assert max(scores, key=scores.get) == "red ring"
+    assert "True label: **red ring**" in note and "top-1 **right** ✓" in note
+    assert "image 1 (true: red ring)" in table and "image 2 (true: green star)" in table
+    _, note, *_ = tab._classify_ui(paths[0], None, "green star, blue circle")
+    assert "not among the labels" in note
+    _, note, *_ = tab._classify_ui(paths[0], None, "green star, red ring, blue circle, yellow ring, red star")
+    assert "top-1" in note and ("right" in note or "wrong" in note)
+    drawn = scenes.new_object_file()  # the "New unseen object" button's draw
+    assert tab.truth_of(drawn) == " ".join(scenes.object_of(drawn)[1].split()[-2:])
+
+
+def test_a_multi_object_scene_on_the_local_model_is_flagged_and_a_photo_has_no_truth(tmp_path):
+    from demos import scenes
+
+    scene = scenes.scene_file(shapesworld.SPLITS["test"].start)
+    _, note, *_ = tab._classify_ui(scene, None, tab.SHAPE_LABELS)
+    assert "trained on single objects" in note and "True label" not in note
+    renamed = tmp_path / f"shapesworld-object-{tab.EXAMPLE_SEEDS[0]}.png"
+    Image.fromarray(shapesworld.generate(5).image).save(renamed)  # the name of an object, other pixels
+    assert tab.truth_of(str(renamed)) is None
+
+
+def test_labels_times_templates_past_the_cap_are_refused_saying_the_limit(red_ring, tmp_path):
+    from models.clip import MAX_PROMPTS
+
+    labels = [f"label {i}" for i in range(1000)]
+    with pytest.raises(ValueError, match=f"at most {MAX_PROMPTS:,} are encoded per request"):
+        tab.classify([red_ring], labels, "clip-shapes", ["a photo of a {}.", "a {}.", "the {}."])
+    path = tmp_path / "ring.png"
+    red_ring.save(path)
+    with pytest.raises(gr.Error, match="1,000 labels × 3 templates make 3,000 prompts"):
+        tab._classify_ui(str(path), None, ",".join(labels), True, "a {}.\nthe {}.\none {}.")
+    # Templates off: the bare labels are answered, and the templates comparison (over the cap) is skipped with a note.
+    scores, note, _, _, with_templates, bare = tab._classify_ui(str(path), None, ",".join(labels), False, "a {}.\nthe {}.\none {}.")
+    assert with_templates is None and bare and "No comparison with the templates" in note
+
+
+def test_a_request_at_the_prompt_cap_grows_memory_by_a_bounded_amount(red_ring):
+    """1,000 labels x 2 templates = MAX_PROMPTS texts, encoded in batches: RSS grows far less than the 2.26 GB one batch took."""
+    import gc
+
+    import psutil
+
+    from models.clip import MAX_PROMPTS
+
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    labels = [f"red ring {i}" for i in range(MAX_PROMPTS // len(templates))]
+    tab.classify([red_ring], ["red ring", "green star"], "clip-shapes", templates)  # the model loaded, the first-call costs paid
+    gc.collect()
+    process = psutil.Process()
+    before = process.memory_info().rss
+    answer = tab.classify([red_ring], labels, "clip-shapes", templates)
+    growth = process.memory_info().rss - before
+    assert answer.result.probabilities.shape == (1, len(labels))
+    assert growth < 300 * 2**20, f"RSS grew {growth / 2**20:.0f} MB for {MAX_PROMPTS} prompts"
+
+
+def test_the_api_needs_only_the_image_and_names_every_output(app_url):
+    """Through gradio_client: every argument but the image is optional (``more`` included), and every output has a name."""
+    from gradio_client import Client, handle_file
+
+    from demos import scenes
+
+    client = Client(app_url, verbose=False)
+    path = handle_file(scenes.object_file(tab.EXAMPLE_SEEDS[0]))
+    scores, note, table, space, with_templates, bare = client.predict(path, api_name="/classify")
+    assert scores["label"] == "red ring" and "top-1 **right**" in note and with_templates["label"] == "red ring"
+    scores, note, *_ = client.predict(path, labels_text="red ring", api_name="/classify")
+    assert scores["label"].startswith("red ring: cosine similarity ") and not scores["confidences"]
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/classify"]
+    assert all(r["label"] and not r["label"].startswith("value_") for r in info["returns"]), info["returns"]
+    assert [p["parameter_name"] for p in info["parameters"] if not p["parameter_has_default"]] == ["image_path"]
