@@ -299,13 +299,16 @@ def embedding_scatter(
     size: tuple[int, int] = (760, 520),
     thumb: int = 56,
     dots: tuple[np.ndarray, list[tuple[int, int, int]]] | None = None,
+    text_colours: list[tuple[int, int, int]] | None = None,
 ) -> Image.Image:
     """A 2-D map of embeddings: each image drawn as a thumbnail where it lands, each text as a dot and its words.
 
     The picture a student needs: the image sits next to the words that describe it. Texts in
-    ``highlighted`` are drawn dark and on top of everything; the rest faint and beneath the images,
-    so a long label list stays legible. ``dots``: more points, each a small disc of its own colour
-    (a gallery coloured by class), drawn first.
+    ``highlighted`` are drawn dark and on top of everything, each moved up or down off the ones
+    already drawn so none hides another; the rest faint and beneath the images, so a long label
+    list stays legible. ``dots``: more points, each a small disc of its own colour (a gallery
+    coloured by class), drawn first. ``text_colours``: each highlighted text's dot colour (the
+    class colour of a gallery's class name), orange by default.
     """
     width, height = size
     canvas = Image.new("RGB", size, (255, 255, 255))
@@ -320,15 +323,30 @@ def embedding_scatter(
         x, y = (p - low) / span
         return round(margin + x * (width - 2 * margin - 90)), round(height - margin - y * (height - 2 * margin))
 
+    placed: list[tuple[int, int, int, int]] = []  # the highlighted labels' boxes so far
+
+    def free_spot(x: int, y: int, text: str) -> tuple[int, int]:
+        """Where ``text`` goes beside the point (x, y): the nearest height, in half-line steps, that hides no label drawn before."""
+        for shift in (0, *(sign * step * 9 for step in range(1, 9) for sign in (1, -1))):
+            box = draw.textbbox((x + 6, y - 8 + shift), text, font=font)
+            if not any(box[0] < b[2] + 2 and b[0] < box[2] + 2 and box[1] < b[3] + 2 and b[1] < box[3] + 2 for b in placed):
+                return x + 6, y - 8 + shift
+        return x + 6, y - 8
+
     def label(i: int) -> None:
         x, y = place(text_points[i])
         dark = i in highlighted
         ink = (30, 30, 30) if dark else (185, 185, 185)
-        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(230, 120, 30) if dark else ink)
+        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(text_colours[i] if text_colours else (230, 120, 30)) if dark else ink)
+        at = (x + 6, y - 8)
         if dark:  # on a white patch: it may sit on an image
-            left, top, right, bottom = draw.textbbox((x + 6, y - 8), texts[i], font=font)
+            at = free_spot(x, y, texts[i])
+            left, top, right, bottom = draw.textbbox(at, texts[i], font=font)
+            if at[1] != y - 8:  # moved: a thin line back to its point
+                draw.line((x, y, left - 1, (top + bottom) // 2), fill=(120, 120, 120))
             draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(255, 255, 255))
-        draw.text((x + 6, y - 8), texts[i], fill=ink, font=font)
+            placed.append((left, top, right, bottom))
+        draw.text(at, texts[i], fill=ink, font=font)
 
     for p, colour in zip(*dots) if dots else ():
         x, y = place(p)

@@ -375,10 +375,10 @@ def test_clip_tab_in_a_browser(app_url, session):
     page, panel = open_tab(context, recorder, app_url, "CLIP zero-shot", "Classify")
     with screenshot_on_failure(page, "browser-classify-failure.png"):
         choose_model(panel, "Mini-CLIP (ShapesWorld)")
-        example = panel.locator("img[src*='/single-object-']").first  # examples of two inputs are table rows
+        example = panel.locator("img[src*='/shapesworld-object-']").first  # examples of two inputs are table rows
         expect(example).to_be_visible(timeout=UI_MS)
         example.click()
-        chart = block(panel, "Probabilities (first image)")
+        chart = block(panel, "Answer for the first image")
         expect(chart.get_by_test_id("label-output-value")).to_have_text("red ring", timeout=PREDICT_MS)
         expect(panel.locator("table.dvl-matrix tr")).to_have_count(2, timeout=UI_MS)
         panel.get_by_text("The shared embedding space, in 2-D").click()
@@ -407,9 +407,14 @@ def test_retrieval_tab_in_a_browser(app_url, session):
     with screenshot_on_failure(page, "browser-retrieve-failure.png"):
         choose_model(panel, "Rotation encoder (ShapesWorld)")
         click_example(panel, "query-object-")
-        neighbours = block(panel, "Nearest neighbours (cosine similarity)")
+        neighbours = block(panel, "Nearest neighbours, best first")
         expect(neighbours.locator("img")).to_have_count(8, timeout=PREDICT_MS)
         expect(panel.get_by_text("nearest of 600 gallery images")).to_be_visible(timeout=UI_MS)
+        for width in (400, VIEWPORT["width"]):  # every caption whole, on a phone and on a desktop
+            page.set_viewport_size({**VIEWPORT, "width": width})
+            expect(neighbours.locator(".caption-label")).to_have_count(8, timeout=UI_MS)
+            cut = neighbours.locator(".caption-label").evaluate_all("all => all.filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)")
+            assert not cut, f"captions cut at {width} px: {cut}"
         panel.get_by_text("The gallery in 2-D").click()
         panel.get_by_role("button", name="Draw the map").click()
         expect(block(panel, "Gallery embeddings").locator("img").first).to_be_visible(timeout=PREDICT_MS)
