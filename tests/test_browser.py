@@ -625,3 +625,36 @@ def test_segmentation_truth_and_typed_opacity_in_a_browser(app_url, session):
         assert_outputs_whole(page, "Semantic segmentation")
         expect(page.locator("body")).not_to_contain_text("Traceback")
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+
+
+@pytest.mark.parametrize(
+    "tab, button, file_stem",
+    [
+        ("Semantic segmentation", "Segment", "shapesworld-"),
+        ("Object detection", "Detect", "shapesworld-"),
+        ("Instance segmentation", "Segment instances", "shapesworld-"),
+        ("Pose", "Estimate pose", "shapesworld-"),
+        ("Captions and questions", "Caption", "shapesworld-"),
+        ("CLIP zero-shot", "Classify", "shapesworld-object-"),
+        ("Self-supervised retrieval", "Find neighbours", "query-object-"),
+    ],
+)
+def test_every_tab_shows_its_results_whole_in_a_browser(app_url, session, tab, button, file_stem):
+    """After a tab's example runs with its panels open, every image is whole at 1600 px and at 400 px.
+
+    (Text to image and the RoIAlign panel are checked with their own steps above.)"""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, tab, button)
+    with screenshot_on_failure(page, f"browser-whole-{button.split()[0].lower()}-failure.png"):
+        example = panel.locator(f"img[src*='/{file_stem}']").first  # a gallery item, or a table row with several inputs
+        expect(example).to_be_visible(timeout=UI_MS)
+        example.click()
+        expect(page.locator("[data-testid=status-tracker]").filter(has_text="processing")).to_have_count(0, timeout=PREDICT_MS)
+        expect(error_toasts(page)).to_have_count(0)
+        for accordion in panel.locator("button.label-wrap:not(.open)").all():  # every closed panel of the tab, opened
+            if accordion.is_visible():
+                accordion.click()
+        page.wait_for_timeout(1000)
+        expect(page.locator("[data-testid=status-tracker]").filter(has_text="processing")).to_have_count(0, timeout=PREDICT_MS)
+        assert_outputs_whole(page, tab)
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
