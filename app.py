@@ -19,47 +19,49 @@ import threading
 import time
 from pathlib import Path
 
+import settings  # imports no Gradio and no Hugging Face library: they come after configure_environment
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    on_space = bool(os.environ.get("SPACE_ID"))
+    """The flags, each defaulting to its setting (``settings``: the environment variable, else the default)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("DVL_HOST", "0.0.0.0" if on_space else "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DVL_PORT", os.environ.get("GRADIO_SERVER_PORT", "7860"))))
+    parser.add_argument("--host", default=settings.host())
+    parser.add_argument("--port", type=int, default=settings.port())
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
-    parser.add_argument("--device", default=os.environ.get("DVL_DEVICE", "auto"), help="auto (cuda > mps > cpu), cuda, mps or cpu")
-    parser.add_argument("--memory-budget-mb", type=float, default=float(os.environ.get("DVL_MEMORY_BUDGET_MB", "4096")))
+    parser.add_argument("--device", default=settings.device_name(), help="auto (cuda > mps > cpu), cuda, mps or cpu")
+    parser.add_argument("--memory-budget-mb", type=float, default=settings.memory_budget_mb())
     network = parser.add_mutually_exclusive_group()
     network.add_argument("--offline", dest="offline", action="store_const", const="1", help="never download weights")
     network.add_argument("--online", dest="offline", action="store_const", const="0", help="skip the network probe")
-    parser.add_argument("--weights-dir", default=os.environ.get("DVL_WEIGHTS_DIR"), help="folder searched first for weight files")
+    parser.add_argument("--weights-dir", type=Path, default=settings.weights_dir(), help="folder searched first for weight files")
     parser.add_argument(
-        "--backend", choices=("local", "ray"), default=os.environ.get("DVL_BACKEND", "local"),
+        "--backend", choices=("local", "ray"), default=settings.backend(),
         help="local: models run in this process; ray: in Ray Serve deployments (pip install -r requirements-ray.txt)",
     )
-    parser.add_argument("--ray-address", default=os.environ.get("DVL_RAY_ADDRESS"), help="the Ray cluster (auto: the local `ray start`); unset: a new local Ray")
-    parser.add_argument("--max-image-side", type=int, default=int(os.environ.get("DVL_MAX_IMAGE_SIDE", "1024")))
+    parser.add_argument("--ray-address", default=settings.ray_address(), help="the Ray cluster (auto: the local `ray start`); unset: a new local Ray")
+    parser.add_argument("--max-image-side", type=int, default=settings.max_image_side())
     parser.add_argument(
-        "--max-upload-mb", type=float, default=float(os.environ.get("DVL_MAX_UPLOAD_MB", "25")),
+        "--max-upload-mb", type=float, default=settings.max_upload_mb(),
         help="larger uploads are refused before they are stored (default 25)",
     )
     parser.add_argument(
-        "--cache-age-min", type=float, default=float(os.environ.get("DVL_CACHE_AGE_MIN", "60")),
+        "--cache-age-min", type=float, default=settings.cache_age_min(),
         help="uploads and result files older than this are deleted (default 60)",
     )
     parser.add_argument(
-        "--queue-size", type=int, default=int(os.environ.get("DVL_QUEUE_SIZE", "64")),
+        "--queue-size", type=int, default=settings.queue_size(),
         help="requests waiting at most; past that a client is told at once that the queue is full (default 64)",
     )
     parser.add_argument(
-        "--max-sessions", type=int, default=int(os.environ.get("DVL_MAX_SESSIONS", "256")),
+        "--max-sessions", type=int, default=settings.max_sessions(),
         help="sessions whose page state is kept, least recently used dropped; each costs about 0.6 MB (default 256)",
     )
     parser.add_argument(
-        "--mcp", action="store_true", default=os.environ.get("DVL_MCP", "").lower() in {"1", "true", "yes"},
+        "--mcp", action="store_true", default=settings.mcp(),
         help="also serve every tab's main endpoint as an MCP tool at /gradio_api/mcp/",
     )
     parser.add_argument(
-        "--prefetch", action="store_true", default=os.environ.get("DVL_PREFETCH", "").lower() in {"1", "true", "yes"},
+        "--prefetch", action="store_true", default=settings.prefetch(),
         help="before serving, download each tab's default pretrained weights (a Space's start step)",
     )
     import hosting  # imports no Gradio, which must come after configure_environment
@@ -78,7 +80,7 @@ def configure_environment(args: argparse.Namespace) -> None:
     if args.ray_address:
         os.environ["DVL_RAY_ADDRESS"] = args.ray_address
     if args.weights_dir:
-        os.environ["DVL_WEIGHTS_DIR"] = args.weights_dir
+        os.environ["DVL_WEIGHTS_DIR"] = str(args.weights_dir)
     if args.offline is not None:
         os.environ["DVL_OFFLINE"] = args.offline
     if args.offline == "1":
@@ -131,7 +133,6 @@ def status_line() -> str:
     import torch
 
     import models
-    from models import settings
 
     device = models.cache().device
     where = f"GPU ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type.upper()
@@ -208,7 +209,7 @@ def share_only_on_spaces(app) -> None:
     gradio.live link) it only answers "Must be on Spaces to share". One pass over the built page
     covers every component, whichever tab made it. Spaces set ``SPACE_ID``.
     """
-    if os.environ.get("SPACE_ID"):
+    if settings.on_space():
         return
     for block in app.blocks.values():
         buttons = getattr(block, "buttons", None)
@@ -219,8 +220,6 @@ def share_only_on_spaces(app) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_environment(args)
-    from models import settings
-
     try:
         settings.device()
     except ValueError as error:  # a device this machine does not have: say so now, not on the first request

@@ -13,7 +13,6 @@ import hashlib
 import inspect
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -26,23 +25,24 @@ import torch
 from PIL import Image
 
 import models
+import settings
 import shapesworld
 
+from . import scenes
+from .files import OUTPUT_DIR, examples_folder
 from .inputs import BadInput, load_image
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-MAX_IMAGE_SIDE = int(os.environ.get("DVL_MAX_IMAGE_SIDE", "1024"))
-OUTPUT_DIR = Path(tempfile.gettempdir()) / "deep-vision-lab"
 
 # ---------------------------------------------------------------- input and errors
 
 
 def read_image(source) -> Image.Image:
     """Every uploaded image goes through here once: normalised to RGB, clamped, validated."""
-    return load_image(source, max_side=MAX_IMAGE_SIDE)
+    return load_image(source, max_side=settings.max_image_side())
 
 
 def on_zero_gpu(fn: Callable[P, R], seconds: int) -> Callable[P, R]:
@@ -51,7 +51,7 @@ def on_zero_gpu(fn: Callable[P, R], seconds: int) -> Callable[P, R]:
     ZeroGPU lends a GPU only to functions decorated so, for at most ``seconds`` per call; the
     ``spaces`` package is present on every Space, and ``SPACES_ZERO_GPU`` is set on ZeroGPU ones.
     """
-    if not os.environ.get("SPACES_ZERO_GPU"):
+    if not settings.on_zero_gpu():
         return fn
     try:
         import spaces
@@ -194,8 +194,6 @@ def on_new_input(
     clear_on_failure(image.upload(fn, inputs, outputs, api_visibility="private"), [*outputs, image])
     run_on_example(examples, fn, inputs, outputs)
     if new_scene is not None:
-        from . import scenes  # scenes builds on this module
-
         drawn = new_scene.click(draw or scenes.new_scene_file, None, image, api_visibility="private", show_progress="hidden")
         events.append(drawn.then(fn, inputs, outputs, api_visibility="private"))
     for event in events:
@@ -347,15 +345,9 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 @functools.cache
 def example_images(shapes_count: int = 3) -> list[str]:
     """Example files: unseen ShapesWorld test scenes and the real photos shipped with scikit-image."""
-    folder = OUTPUT_DIR / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
+    folder = examples_folder()
     test_start = shapesworld.SPLITS["test"].start
-    for seed in range(test_start, test_start + shapes_count):
-        path = folder / f"shapesworld-{seed}.png"
-        if not path.exists():
-            Image.fromarray(shapesworld.generate(seed).image).save(path)
-        paths.append(str(path))
+    paths = [scenes.scene_file(seed) for seed in range(test_start, test_start + shapes_count)]
     try:
         from skimage import data as skdata
     except ImportError:  # the photos are a nicety; ShapesWorld examples always work

@@ -20,6 +20,8 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+import settings
+
 __all__ = [
     "BadInput",
     "DEFAULT_MAX_SIDE",
@@ -44,7 +46,7 @@ MIN_SIDE: int = 2
 
 #: Default clamp for the longer side: the models are run at far lower resolutions, and
 #: 2 CPU cores should not spend seconds resizing a 12 MP photo they then shrink anyway.
-DEFAULT_MAX_SIDE: int = 1024
+DEFAULT_MAX_SIDE: int = settings.MAX_IMAGE_SIDE
 
 #: Named in messages so the user knows what to upload instead.
 SUPPORTED_FORMATS: str = "PNG, JPEG, WebP, GIF, BMP or TIFF"

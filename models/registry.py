@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation, settings
+import settings
+
+from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation
 from .cache import ModelCache
 from .spec import ModelSpec
 

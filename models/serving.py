@@ -45,8 +45,10 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import DeploymentUnavailableError, RayServeException
 from torch import nn
 
-from . import settings
+import settings
+
 from .cache import ModelCache, ModelServerUnavailable
+from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +86,18 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 
 @serve.deployment(max_ongoing_requests=32, ray_actor_options={"num_cpus": 1})
 class ModelServer:
-    """One model in one Serve replica: the registry's wrapper, with users' calls batched together."""
+    """One model in one Serve replica: its spec's wrapper, with users' calls batched together.
 
-    def __init__(self, name: str) -> None:
+    The spec travels with the deployment (pickled by Ray), so a replica needs no registry.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
         os.environ["DVL_BACKEND"] = "local"  # a replica runs its model in process, whatever the app's setting
-        from . import registry
-
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         torch.set_num_threads(max(1, int(cpus)))  # a replica with one CPU must not run 16 threads
-        self.name = name
-        self.task = registry.spec(name).task
-        self.model = registry.get(name)
+        self.name = spec.name
+        self.task = spec.task
+        self.model = ModelCache({spec.name: spec}.__getitem__).get(spec.name)
 
     def reconfigure(self, config: dict) -> None:
         """Serve's ``user_config``: the batch size and how long a batch waits to fill."""
@@ -145,17 +148,14 @@ def run_together(model: nn.Module, method: str, batching: Batching, inputs: list
     return [stacked[end - len(x) : end] for x, end in zip(inputs, ends)]
 
 
-def build(args: dict) -> serve.Application:
-    """A Serve application for one model: the builder a Serve config file's ``import_path`` names.
-
-    ``args``: ``name`` (a registry name), and optionally ``max_batch_size`` and ``batch_wait_timeout_s``.
-    """
+def application(spec: ModelSpec, args: dict) -> serve.Application:
+    """The Serve application of one model; ``args`` may set ``max_batch_size`` and ``batch_wait_timeout_s``."""
     config = {key: args[key] for key in ("max_batch_size", "batch_wait_timeout_s") if key in args}
-    return ModelServer.options(user_config=config or {"max_batch_size": 8}).bind(args["name"])
+    return ModelServer.options(user_config=config or {"max_batch_size": 8}).bind(spec)
 
 
 def deploy(
-    name: str,
+    spec: ModelSpec,
     replicas: int = 1,
     cpus: float = 1,
     gpus: float = 0,
@@ -163,7 +163,7 @@ def deploy(
     batch_wait_timeout_s: float = 0.005,
     autoscale: tuple[int, int] | None = None,
 ) -> None:
-    """Start (or update) the Serve application ``name``: ``replicas`` copies of the model.
+    """Start (or update) the Serve application of ``spec`` (named as the model): ``replicas`` copies of it.
 
     ``autoscale`` (min, max) lets Serve choose the number of replicas instead, aiming at four
     requests in flight per replica.
@@ -177,9 +177,9 @@ def deploy(
         **scaling,
         ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
         user_config={"max_batch_size": max_batch_size, "batch_wait_timeout_s": batch_wait_timeout_s},
-    ).bind(name)
+    ).bind(spec)
     serve.start(proxy_location="Disabled")  # the app calls through handles; no HTTP proxy (a no-op where Serve runs)
-    serve.run(application, name=name, route_prefix=None)
+    serve.run(application, name=spec.name, route_prefix=None)
 
 
 class RemoteModel:
@@ -251,15 +251,15 @@ class RemoteModelCache(ModelCache):
             return super().get(name, on_load)
         with self._remote_lock:
             if name not in self._remote:
-                self._remote[name] = RemoteModel(name, spec.task, self._handle(name, on_load), lambda: super(RemoteModelCache, self).get(name))
+                self._remote[name] = RemoteModel(name, spec.task, self._handle(spec, on_load), lambda: super(RemoteModelCache, self).get(name))
             return self._remote[name]  # type: ignore[return-value]
 
     @staticmethod
-    def _handle(name: str, on_load: Callable[[str], None] | None) -> serve.handle.DeploymentHandle:
+    def _handle(spec: ModelSpec, on_load: Callable[[str], None] | None) -> serve.handle.DeploymentHandle:
         try:
-            return serve.get_app_handle(name)
+            return serve.get_app_handle(spec.name)
         except RayServeException:
             if on_load:
-                on_load(f"Starting a Ray Serve deployment of {name}…")
-            deploy(name)
-            return serve.get_app_handle(name)
+                on_load(f"Starting a Ray Serve deployment of {spec.name}…")
+            deploy(spec)
+            return serve.get_app_handle(spec.name)

@@ -42,9 +42,35 @@ def test_flags_become_settings(monkeypatch):
     app.configure_environment(args)
     assert (os.environ["DVL_DEVICE"], os.environ["DVL_MEMORY_BUDGET_MB"], os.environ["DVL_OFFLINE"]) == ("cpu", "512.0", "1")
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["DVL_WEIGHTS_DIR"] == "/w" and args.port == 9999
-    from models import settings
+    import settings
 
     assert settings.memory_budget_bytes() == 512 * 2**20 and str(settings.device()) == "cpu"
+
+
+def test_flags_default_to_their_settings(monkeypatch):
+    """Each flag's default is its variable, read by the one settings module (one truthy parser, empty = unset)."""
+    import settings
+
+    for var, value in (("DVL_MAX_IMAGE_SIDE", "800"), ("DVL_QUEUE_SIZE", "8"), ("DVL_MCP", "on"), ("DVL_PREFETCH", "No"), ("DVL_PORT", "")):
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7000")
+    args = app.parse_args([])
+    assert (args.max_image_side, args.queue_size, args.mcp, args.prefetch, args.port) == (800, 8, True, False, 7000)
+    assert settings.max_image_side() == 800
+    for var in ("DVL_MAX_IMAGE_SIDE", "DVL_QUEUE_SIZE", "DVL_MCP", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(var)
+    args = app.parse_args([])
+    assert (args.max_image_side, args.queue_size, args.mcp, args.port) == (settings.MAX_IMAGE_SIDE, 64, False, 7860)
+
+
+def test_offline_by_setting_wins_over_hugging_faces_switch(monkeypatch):
+    import settings
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DVL_OFFLINE", "0")
+    assert settings.offline() is False  # DVL_OFFLINE=0: online, no probe
+    monkeypatch.setenv("DVL_OFFLINE", "")
+    assert settings.offline() is True
 
 
 def test_space_listens_on_all_interfaces(monkeypatch):

@@ -164,7 +164,7 @@ def test_derived_state_is_computed_once_per_key():
 
 
 def test_offline_probe_is_quick_when_the_network_is_dead(monkeypatch):
-    from models import settings
+    import settings
 
     monkeypatch.delenv("DVL_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
