@@ -56,7 +56,7 @@ def measure(label: str, model_name: str, replicas: int, max_batch_size: int, inp
     import models
     from models import serving
 
-    serving.deploy(model_name, replicas=replicas, cpus=1, max_batch_size=max_batch_size)
+    serving.deploy(models.spec(model_name), replicas=replicas, cpus=1, max_batch_size=max_batch_size)
     model = serving.RemoteModelCache(models.spec).get(model_name)
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(model, inputs[: clients]))  # every replica loaded and its kernels chosen

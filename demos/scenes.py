@@ -20,18 +20,12 @@ from PIL import Image
 
 import shapesworld
 
-from . import common
+from .files import examples_folder
 
 SCENE_NAME = re.compile(r"shapesworld-(\d+)\.png$")
 OBJECT_NAME = re.compile(r"shapesworld-object-(\d+)\.png$")
 OBJECT_SIDE = 64  # the side single objects are drawn at, as the local CLIP and retrieval models saw them
 FIRST_DRAWN = 1_000  # test seeds below this one are left to the examples
-
-
-def examples_folder() -> Path:
-    folder = common.OUTPUT_DIR / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def random_unseen_seed() -> int:

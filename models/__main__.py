@@ -114,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     autoscale = tuple(int(n) for n in args.autoscale.split(":")) if args.autoscale else None
     serving.connect(args.address)
     for name in names:
-        serving.deploy(name, replicas=args.replicas, cpus=args.cpus, gpus=args.gpus, max_batch_size=args.max_batch_size, autoscale=autoscale)
+        serving.deploy(registry.spec(name), replicas=args.replicas, cpus=args.cpus, gpus=args.gpus, max_batch_size=args.max_batch_size, autoscale=autoscale)
         count = f"{autoscale[0]} to {autoscale[1]} replicas" if autoscale else f"{args.replicas} replica(s)"
         print(f"serving {name}: {count}, {args.cpus} CPU and {args.gpus} GPU each", flush=True)
     if args.address:  # the cluster keeps the deployments after this command ends

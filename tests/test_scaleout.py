@@ -40,10 +40,10 @@ SEED = shapesworld.SPLITS["test"].start + 7000
 def ray_cluster() -> str:
     """A local Ray with 2 CPUs: the U-Net with two replicas, the local Faster R-CNN and mini-CLIP with one, SimCLR autoscaled."""
     serving.connect(None, num_cpus=2)
-    serving.deploy("unet-shapes", replicas=2, cpus=0.5)
-    serving.deploy("fasterrcnn-shapes", replicas=1, cpus=0.5)
-    serving.deploy("clip-shapes", replicas=1, cpus=0.2)
-    serving.deploy("simclr-shapes", cpus=0.15, autoscale=(1, 2))
+    serving.deploy(models.spec("unet-shapes"), replicas=2, cpus=0.5)
+    serving.deploy(models.spec("fasterrcnn-shapes"), replicas=1, cpus=0.5)
+    serving.deploy(models.spec("clip-shapes"), replicas=1, cpus=0.2)
+    serving.deploy(models.spec("simclr-shapes"), cpus=0.15, autoscale=(1, 2))
     yield ray.get_runtime_context().gcs_address
     serve.shutdown()
     ray.shutdown()
@@ -164,5 +164,8 @@ def test_cluster_config_is_a_valid_serve_config_and_the_kuberay_manifest_carries
     assert {models.spec(name).task for name in names} <= set(serving.SERVED)
     manifest = yaml.safe_load((ROOT / "deploy" / "rayservice.yaml").read_text())
     assert yaml.safe_load(manifest["spec"]["serveConfigV2"]) == config
-    application = serving.build({"name": "unet-shapes", "max_batch_size": 4})
+    from models.serve_config import build  # what the config's import_path names
+
+    assert {app.import_path for app in schema.applications} == {"models.serve_config:build"}
+    application = build({"name": "unet-shapes", "max_batch_size": 4})
     assert isinstance(application, serve.Application)

@@ -1,0 +1,20 @@
+"""Where the app writes the files a page shows or offers for download: one folder, with the examples in it.
+
+Both the shared tab pieces (``common``: result files, the sweep of old files, examples) and the
+scene helpers (``scenes``: unseen scenes drawn on request) write here, so neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "deep-vision-lab"
+"""Result files for download and the example images; Gradio serves files from the temp folder."""
+
+
+def examples_folder() -> Path:
+    """The examples' folder (spared by the sweep of old files), made on first use."""
+    folder = OUTPUT_DIR / "examples"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
