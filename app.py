@@ -95,14 +95,6 @@ CSS = """
 .dvl-bar { height: .6rem; background: rgba(127,127,127,.15); border-radius: 3px; overflow: hidden; }
 .dvl-bar > span { display: block; height: 100%; }
 .dvl-legend-share { text-align: right; font-variant-numeric: tabular-nums; }
-.dvl-matrix { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
-.dvl-matrix caption { caption-side: bottom; font-size: 0.8rem; opacity: .75; padding-top: 4px; text-align: left; }
-.dvl-matrix th { padding: 2px 6px; font-weight: 600; text-align: left; }
-.dvl-matrix td { padding: 2px 6px; text-align: center; min-width: 3.2rem; }
-.dvl-matrix td small { color: inherit; opacity: .85; }
-.dvl-scroll { overflow-x: auto; max-width: 100%; }
-.dvl-steps td { text-align: left; white-space: nowrap; }
-.dvl-steps td.dvl-taken { outline: 2px solid rgba(99,102,241,.9); outline-offset: -2px; font-weight: 600; }
 /* Galleries that show every item whole (elem_classes="dvl-fit"): the grid grows with its items instead of scrolling
    in Gradio's fixed box (min 450 px, max 55% of the window, even at height="auto"), columns shrink with the page
    (two at most on a phone), each image keeps its aspect ratio, and captions wrap under their image. */
@@ -228,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     limit_heap_growth()
     import gradio as gr
 
-    from demos import common
+    from demos import common, tables
 
     if args.prefetch:
         prefetch_defaults()
@@ -259,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         ssr_mode=False,
         footer_links=["api", "settings"],
         theme=gr.themes.Soft(),
-        css=CSS,
+        css=CSS + tables.CSS,
         show_error=True,
     )
     return 0

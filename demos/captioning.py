@@ -23,7 +23,8 @@ from models.captioning import (
 from models.captioning import names_only_what_is_there
 from shapesworld.language import captions_for
 
-from . import common, drawing, scenes
+from . import common, drawing, scenes, tables
+from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
 TITLE = "Captions and questions"
@@ -101,7 +102,7 @@ def steps_html(explanation: Explanation) -> str:
         )
     head = "<tr><th>step</th><th>taken</th>" + "".join(f"<th>#{k}</th>" for k in range(1, 6)) + "<th></th></tr>"
     caption = "Each step: the token taken (its probability) and the model's five most likely next tokens"
-    return f"<div class='dvl-scroll'><table class='dvl-matrix dvl-steps'><caption>{caption}</caption>{head}{''.join(rows)}</table></div>"
+    return tables.table_html(caption, head, rows, steps=True)
 
 
 def word_choices(explanation: Explanation) -> list[tuple[str, int]]:
@@ -198,7 +199,7 @@ def _caption_ui(
         ShapesWorld scene its true captions and whether each caption is right ("" for other images).
     """
     if not image_path:
-        raise ValueError("Upload an image first (or pick an example).")
+        raise ValueError(NO_IMAGE)
     image = common.read_image(image_path)
     decoding = decoding_from(method, beams, top_p, temperature, max_tokens, count, seed)
     model: Captioner = common.load_model(model_name, progress)
@@ -247,7 +248,7 @@ def _answer_ui(image_path: str, model_name: str, question: str, progress: gr.Pro
         questions with their true answers ("" for other images).
     """
     if not image_path:
-        raise ValueError("Upload an image first (or pick an example).")
+        raise ValueError(NO_IMAGE)
     image = common.read_image(image_path)
     model: Answerer = common.load_model(model_name, progress)
     question, notices = check_question(question, model)

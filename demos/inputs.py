@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_SIDE",
     "MAX_PIXELS",
     "MIN_SIDE",
+    "NO_IMAGE",
     "SUPPORTED_FORMATS",
     "ImageSource",
     "check_header",
@@ -50,6 +51,9 @@ DEFAULT_MAX_SIDE: int = settings.MAX_IMAGE_SIDE
 
 #: Named in messages so the user knows what to upload instead.
 SUPPORTED_FORMATS: str = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+#: What every tab says when asked to run without an image.
+NO_IMAGE: str = f"Pick or upload an image first ({SUPPORTED_FORMATS})."
 
 #: Transparent pixels are shown over white, like a browser or an image viewer does.
 #: Pillow's plain ``convert("RGB")`` would drop alpha and reveal whatever colour the
@@ -93,7 +97,7 @@ def load_image(source: ImageSource, max_side: int = DEFAULT_MAX_SIDE) -> Image.I
     if max_side < MIN_SIDE:
         raise ValueError(f"max_side must be at least {MIN_SIDE}, got {max_side}")
     if source is None:
-        raise BadInput(f"Please upload an image first ({SUPPORTED_FORMATS}).")
+        raise BadInput(NO_IMAGE)
     if isinstance(source, (str, os.PathLike)):
         image = _load_file(Path(source), max_side)
     elif isinstance(source, Image.Image):

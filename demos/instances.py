@@ -18,6 +18,7 @@ from models.detection import Detections, select
 
 from . import common, detector_outputs, drawing, scene_truth, scenes, segmentation
 from .roi_pooling import build_roi_panel
+from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
 TITLE = "Instance segmentation"
@@ -172,7 +173,7 @@ def _redraw(image_path, model_name, score, mask_threshold, show_masks, show_boxe
 @common.user_errors
 def _compare_ui(image_path, model_name, score, mask_threshold):
     if not image_path:
-        raise ValueError("Pick or upload an image first.")
+        raise ValueError(NO_IMAGE)
     return semantic_versus_instance(common.read_image(image_path), model_name, score, mask_threshold)
 
 

@@ -18,11 +18,12 @@ import html
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .tables import matrix_to_html, number_text
 
 __all__ = [
     "MAX_SIDE",
@@ -37,7 +38,6 @@ __all__ = [
     "transposed_conv",
     "transposed_conv_output_shape",
     "transposed_conv_steps",
-    "matrix_to_html",
     "explain",
     "build_upsampling_panel",
 ]
@@ -334,61 +334,6 @@ def transposed_conv_steps(x, kernel, stride: int = 1, padding: int = 0,
 
 # ------------------------------------------------------------------------- rendering
 
-_BORDER = "1px solid rgba(128,128,128,0.45)"
-_HIGHLIGHT_BG = "rgba(255,165,0,0.38)"
-
-
-def _fmt(v: float) -> str:
-    if v == 0:
-        return "0"  # also turns -0.0 into 0
-    if float(v).is_integer() and abs(v) < 1e6:
-        return str(int(v))
-    return f"{v:.3g}"
-
-
-def matrix_to_html(m, highlight: Iterable[tuple[int, int]] | np.ndarray | None = None,
-                   caption: str | None = None) -> str:
-    """Render a small matrix as an HTML table with inline styles only (works offline, in
-    light and dark themes: neutral borders, inherited text colour).
-
-    ``highlight`` is an iterable of ``(row, col)`` cells or a boolean mask of the matrix's
-    shape; those cells get a translucent orange background. Zeros are dimmed so that
-    the structure (bed of nails, unpooling) stands out. ``caption`` goes above.
-    """
-    a = np.asarray(m, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[None, :]
-    marked: set[tuple[int, int]] = set()
-    if highlight is not None:
-        h = np.asarray(highlight)
-        if h.dtype == bool:
-            if h.shape != a.shape:
-                raise ValueError(f"Highlight mask {h.shape} does not match matrix {a.shape}.")
-            marked = {(int(r), int(c)) for r, c in zip(*np.nonzero(h))}
-        else:
-            marked = {(int(r), int(c)) for r, c in highlight}
-    cell = (f"border:{_BORDER};padding:3px 8px;text-align:right;min-width:1.8em;"
-            "color:inherit;")
-    rows = []
-    for i in range(a.shape[0]):
-        tds = []
-        for j in range(a.shape[1]):
-            style = cell
-            if (i, j) in marked:
-                style += f"background:{_HIGHLIGHT_BG};font-weight:600;"
-            elif a[i, j] == 0:
-                style += "opacity:0.45;"
-            tds.append(f'<td style="{style}">{_fmt(a[i, j])}</td>')
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    cap = (f'<caption style="caption-side:top;padding:2px 0 4px;font-size:0.85em;'
-           f'opacity:0.8;color:inherit;">{html.escape(caption)}</caption>') if caption else ""
-    return (
-        '<table style="border-collapse:collapse;font-family:monospace;'
-        'font-variant-numeric:tabular-nums;background:transparent;color:inherit;'
-        f'margin:0;">{cap}' + "".join(rows) + "</table>"
-    )
-
-
 def _row(*items: str) -> str:
     """Lay out tables and arrows side by side (wrapping on narrow screens)."""
     return ('<div style="display:flex;flex-wrap:wrap;align-items:center;gap:10px 14px;'
@@ -500,7 +445,7 @@ def _explain_transposed(x, kernel_text, stride, padding, output_padding) -> str:
                      if 0 <= r - c.top - p < kh and 0 <= q - c.left - p < kw]
             items.append(matrix_to_html(
                 canvas, cells,
-                caption=f"{_fmt(c.value)} × kernel at ({c.row * s}, {c.col * s})"))
+                caption=f"{number_text(c.value)} × kernel at ({c.row * s}, {c.col * s})"))
         items += [_op("="), matrix_to_html(full, overlaps, caption="sum (overlaps highlighted)")]
         parts += [_note("Step by step: one scaled kernel copy per input element "
                         f"(x[i, j] × kernel placed at (i·{s}, j·{s})):"), _row(*items)]

@@ -10,7 +10,6 @@ from demos.upsampling import (
     PRESETS,
     bed_of_nails_unpool,
     explain,
-    matrix_to_html,
     max_pool_with_indices,
     max_unpool,
     nearest_neighbor_unpool,
@@ -18,6 +17,7 @@ from demos.upsampling import (
     transposed_conv,
     transposed_conv_steps,
 )
+from demos.tables import matrix_to_html
 
 POOL_SOURCE = "1 2 6 3\n3 5 2 1\n1 2 2 1\n7 3 4 8"
 
