@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 import models
-from models.detection import SCORE_FLOOR, Detections, RawDetections, categories, rpn_proposals, select
+from models.detection import SCORE_FLOOR, Detections, RawDetections, rpn_proposals, select
 
 from . import boxes, common, detector_outputs, drawing, scene_truth, scenes
 from .detector_outputs import PLACEHOLDERS, class_ids, coco_results, predict
@@ -39,7 +39,7 @@ class DetectResult:
 
 def class_choices(model_name: str) -> list[str]:
     """The class names a model can detect, for the class filter (placeholders left out); its weights need not be here."""
-    return [c for c in dict.fromkeys(categories(models.spec(model_name))) if c not in PLACEHOLDERS]
+    return [c for c in dict.fromkeys(models.spec(model_name).labels.categories) if c not in PLACEHOLDERS]
 
 
 def render(image: Image.Image, detections: Detections) -> Image.Image:

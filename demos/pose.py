@@ -14,7 +14,7 @@ from PIL import Image
 
 import models
 from models.detection import Detections, select
-from models.pose import keypoint_heatmaps, keypoint_names
+from models.pose import keypoint_heatmaps
 
 from . import common, detector_outputs, drawing, scene_truth, scenes
 from .upload import UploadedImage
@@ -162,7 +162,7 @@ def _redraw(image_path, model_name, score, keypoint_threshold, max_people, progr
 @common.user_errors
 def _model_changed(model_name: str):
     """A new model: its keypoints in the picker and its card, read without loading it (its weights need not be here)."""
-    names = keypoint_names(models.spec(model_name))
+    names = models.spec(model_name).labels.keypoints
     return gr.update(choices=names, value=names[0] if names else None), detector_outputs.model_picked(model_name)
 
 
@@ -206,7 +206,7 @@ def build() -> None:
     with gr.Accordion("Where the model looked: one joint's heatmap", open=False):
         with gr.Row():
             person = gr.Number(value=1, precision=0, minimum=1, label="Person #")
-            names = keypoint_names(models.spec(model.value))
+            names = models.spec(model.value).labels.keypoints
             keypoint = gr.Dropdown(choices=names, value=names[0] if names else None, label="Keypoint")
             show = gr.Button("Show heatmap")
         with gr.Row():

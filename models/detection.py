@@ -25,8 +25,8 @@ from torchvision.transforms._presets import ObjectDetection
 
 from .batching import same_size_groups
 from .nets.detection import DetectorConfig, build_detector
-from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
-from .spec import ModelSpec, local_spec as local_model_spec
+from .sources import HuggingFaceWeights, Labels, LocalWeights, TorchvisionWeights
+from .spec import ModelSpec, local_spec as local_model_spec, torchvision_spec
 
 SCORE_FLOOR = 0.05
 """Candidates below this score are dropped inside the network; the score slider starts here."""
@@ -36,15 +36,6 @@ candidates, so a smaller cap before it changes what the library returns at a low
 a high maximum count (1000 capped Faster R-CNN's 2000 candidates: 621 detections instead of 1000)."""
 RAW_LIMIT_PER_INSTANCE = 100
 """Fewer for Mask and Keypoint R-CNN, which paste a full-size mask or decode a heatmap per candidate."""
-
-COCO_PERSON_SKELETON = [
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-]
-"""COCO's person skeleton (its annotation file's ``skeleton``, made 0-based), over torchvision's ``keypoint_names``."""
-
-TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); trained on COCO train2017"
-
 
 @dataclass
 class RawDetections:
@@ -303,22 +294,14 @@ DETR_COCO_CATEGORIES = ["N/A" if name == "__background__" else name for name in 
 """What ``facebook/detr-resnet-50``'s config names its 91 classes: COCO's ids, "N/A" where COCO has no class."""
 
 
-def categories(spec: ModelSpec) -> list[str]:
-    """A detector's category names, read without loading its weights.
-
-    A page lists a model's classes as soon as it is picked, also when its weights are not on this
-    machine (yet): the local card, torchvision's weights metadata, or DETR's config when cached.
-    """
-    source = spec.source
-    if isinstance(source, LocalWeights):
-        return list(source.card().get("classes", []))
-    if isinstance(source, TorchvisionWeights):
-        return list(source.weights.meta["categories"])
+def _detr_labels(spec: ModelSpec) -> Labels:
+    """DETR's categories from its config when it is here, else the ones its released config names."""
+    source: HuggingFaceWeights = spec.source  # type: ignore[assignment]
     folder = source.explicit_path() or source.cached_snapshot()
     if folder is None:
-        return list(DETR_COCO_CATEGORIES)
+        return Labels(list(DETR_COCO_CATEGORIES))
     id2label = json.loads((folder / "config.json").read_text())["id2label"]
-    return [id2label.get(str(i), "N/A") for i in range(len(id2label))]
+    return Labels([id2label.get(str(i), "N/A") for i in range(len(id2label))])
 
 
 # ---------------------------------------------------------------- loaders and registry entries
@@ -326,10 +309,8 @@ def categories(spec: ModelSpec) -> list[str]:
 
 def _load_torchvision(spec: ModelSpec) -> Detector:
     source: TorchvisionWeights = spec.source  # type: ignore[assignment]
-    meta = source.weights.meta
-    names = meta.get("keypoint_names")
-    skeleton = COCO_PERSON_SKELETON if names else None
-    return Detector(source.build(), meta["categories"], source.weights.transforms(), keypoint_names=names, skeleton=skeleton)
+    labels = spec.labels
+    return Detector(source.build(), labels.categories, source.weights.transforms(), keypoint_names=labels.keypoints, skeleton=labels.skeleton)
 
 
 def _load_local(spec: ModelSpec) -> Detector:
@@ -338,8 +319,8 @@ def _load_local(spec: ModelSpec) -> Detector:
     card = source.card()
     network = build_detector(DetectorConfig.from_dict(card["config"]))
     network.load_state_dict({k: v.float() for k, v in state.items()})
-    skeleton = [tuple(limb) for limb in card.get("skeleton", [])]
-    return Detector(network, card["classes"], keypoint_names=card.get("keypoints"), skeleton=skeleton)
+    labels = spec.labels
+    return Detector(network, labels.categories, keypoint_names=labels.keypoints, skeleton=labels.skeleton)
 
 
 def _load_detr(spec: ModelSpec) -> DetrDetector:
@@ -350,24 +331,16 @@ def _load_detr(spec: ModelSpec) -> DetrDetector:
     return DetrDetector(network, processor)
 
 
+COCO_VAL = "COCO-val2017"
 _METRIC_NAMES = {"box_map": "box mAP", "mask_map": "mask mAP", "kp_map": "keypoint mAP"}
 
 
-def torchvision_spec(task: str, name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False) -> ModelSpec:
-    """A pretrained torchvision detector (boxes, masks or keypoints): metrics and size from the weights' meta."""
-    metrics = weights.meta["_metrics"]["COCO-val2017"]
-    return ModelSpec(
-        name=name,
-        task=task,
-        tier="pretrained",
-        title=title,
-        source=TorchvisionWeights(weights, builder),
-        license=TORCHVISION_LICENSE,
-        params=weights.meta["num_params"],
-        load=_load_torchvision,
-        metrics={f"COCO val2017 {_METRIC_NAMES[k]}": v for k, v in metrics.items()},
-        about=f"`torchvision.models.detection.{builder.__name__}`" + (f" · {about}" if about else ""),
-        fast_on_cpu=fast_on_cpu,
+def pretrained_spec(task: str, name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False) -> ModelSpec:
+    """A pretrained torchvision detector (boxes, masks or keypoints), with every COCO metric its weights report."""
+    reported = weights.meta["_metrics"][COCO_VAL]
+    return torchvision_spec(
+        task, name, title, weights, builder, load=_load_torchvision, trained_on="COCO train2017", benchmark=COCO_VAL,
+        metrics={f"COCO val2017 {_METRIC_NAMES[key]}": key for key in reported}, about=about, fast_on_cpu=fast_on_cpu,
     )
 
 
@@ -384,7 +357,7 @@ LOCAL_METRICS = {"ShapesWorld test mAP@0.5": "map_50", "mAP@[.5:.95]": "map"}
 def specs() -> list[ModelSpec]:
     """Detection models, most accurate first; on a CPU the one marked ``fast_on_cpu`` is the default."""
     W = tv_det
-    tv = functools.partial(torchvision_spec, "detection")
+    tv = functools.partial(pretrained_spec, "detection")
     return [
         tv("fasterrcnn-resnet50-v2", "Faster R-CNN ResNet-50 FPN v2", W.FasterRCNN_ResNet50_FPN_V2_Weights.DEFAULT, W.fasterrcnn_resnet50_fpn_v2, "two-stage"),
         tv(
@@ -403,6 +376,7 @@ def specs() -> list[ModelSpec]:
             metrics={"COCO val2017 box mAP": 42.0},
             about="`transformers.DetrForObjectDetection` (timm ResNet-50 backbone) · transformer, set prediction, no NMS",
             half_precision_ok=False,
+            read_labels=_detr_labels,
         ),
         tv("fcos-resnet50", "FCOS ResNet-50 FPN", W.FCOS_ResNet50_FPN_Weights.DEFAULT, W.fcos_resnet50_fpn, "one-stage, anchor-free"),
         tv(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torchvision.models import detection as tv_det
 
-from .detection import local_spec, torchvision_spec
+from .detection import local_spec, pretrained_spec
 from .spec import ModelSpec
 
 TASK = "instances"
@@ -17,7 +17,7 @@ TASK = "instances"
 def specs() -> list[ModelSpec]:
     W = tv_det
     return [
-        torchvision_spec(
+        pretrained_spec(
             TASK, "maskrcnn-resnet50-v2", "Mask R-CNN ResNet-50 FPN v2", W.MaskRCNN_ResNet50_FPN_V2_Weights.DEFAULT, W.maskrcnn_resnet50_fpn_v2,
             "two-stage + mask head", fast_on_cpu=True,
         ),

@@ -3,7 +3,8 @@
 A Keypoint R-CNN is a Faster R-CNN for one class (person) with one more RoI head that predicts
 a heatmap per keypoint, so it runs through ``models.detection.Detector`` unchanged: the raw
 candidates carry their keypoints, and the wrapper carries the keypoint names and skeleton
-(COCO's 17 for the pretrained model, ShapesWorld's 14 from the local model's card).
+(COCO's 17 for the pretrained model, ShapesWorld's 14 from the local model's card), which its
+spec's ``labels`` also gives before the weights are here.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import torch
 from PIL import Image
 from torchvision.models import detection as tv_det
 
-from .detection import Detector, local_spec, torchvision_spec
-from .sources import LocalWeights
+from .detection import Detector, local_spec, pretrained_spec
 from .spec import ModelSpec
 
 TASK = "pose"
@@ -23,7 +23,7 @@ TASK = "pose"
 def specs() -> list[ModelSpec]:
     W = tv_det
     return [
-        torchvision_spec(
+        pretrained_spec(
             TASK, "keypointrcnn-resnet50", "Keypoint R-CNN ResNet-50 FPN", W.KeypointRCNN_ResNet50_FPN_Weights.DEFAULT, W.keypointrcnn_resnet50_fpn,
             "two-stage + keypoint head", fast_on_cpu=True,
         ),
@@ -32,16 +32,6 @@ def specs() -> list[ModelSpec]:
             {"ShapesWorld test PCK@0.1": "pck_0.1", "person box AP@0.5": "map_50"},
         ),
     ]
-
-
-def keypoint_names(spec: ModelSpec) -> list[str]:
-    """A pose model's keypoint names, read without loading its weights (the local card or torchvision's metadata).
-
-    The keypoint picker fills in as soon as a model is picked, also when its weights are not here.
-    """
-    if isinstance(spec.source, LocalWeights):
-        return list(spec.source.card().get("keypoints", []))
-    return list(spec.source.weights.meta.get("keypoint_names", []))
 
 
 @torch.inference_mode()

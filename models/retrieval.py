@@ -24,7 +24,7 @@ from torchvision.transforms import v2
 
 from .nets.encoder import Encoder, EncoderConfig
 from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
-from .spec import ModelSpec, local_spec
+from .spec import ModelSpec, local_spec, torchvision_spec
 
 DINOV2_REPO = "facebook/dinov2-small"
 TASK = "retrieval"
@@ -120,17 +120,10 @@ def specs() -> list[ModelSpec]:
             about="`transformers.Dinov2Model` · `pooler_output` (the [CLS] token)",
             fast_on_cpu=True,
         ),
-        ModelSpec(
-            name="resnet50-supervised",
-            task=TASK,
-            tier="pretrained",
-            title="ResNet-50 (supervised, ImageNet labels)",
-            source=TorchvisionWeights(ResNet50_Weights.IMAGENET1K_V2, resnet50),
-            license="BSD-3-Clause (torchvision); trained on ImageNet-1k",
-            params=ResNet50_Weights.IMAGENET1K_V2.meta["num_params"],
-            load=_load_resnet50,
-            metrics={"ImageNet-1k top-1": ResNet50_Weights.IMAGENET1K_V2.meta["_metrics"]["ImageNet-1K"]["acc@1"]},
-            about="`torchvision.models.resnet50` · the pooled 2048-d features (`fc` replaced by `Identity`)",
+        torchvision_spec(
+            TASK, "resnet50-supervised", "ResNet-50 (supervised, ImageNet labels)", ResNet50_Weights.IMAGENET1K_V2, resnet50,
+            load=_load_resnet50, trained_on="ImageNet-1k", benchmark="ImageNet-1K", metrics={"ImageNet-1k top-1": "acc@1"},
+            about="the pooled 2048-d features (`fc` replaced by `Identity`)",
         ),
         local_spec(
             TASK, "simclr-shapes", "Contrastive encoder (ShapesWorld, SimCLR-style)", _load_local, PROBE_METRICS,

@@ -20,10 +20,7 @@ from torchvision.transforms._presets import SemanticSegmentation
 from .batching import same_size_groups
 from .nets.unet import UNet, UNetConfig
 from .sources import LocalWeights, TorchvisionWeights
-from .spec import ModelSpec
-
-TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); trained on COCO train2017, VOC's 20 classes"
-
+from .spec import ModelSpec, local_spec, torchvision_spec
 
 @dataclass
 class SegmentationOutput:
@@ -90,45 +87,18 @@ def _load_unet(spec: ModelSpec) -> Segmenter:
     card = source.card()
     network = UNet(UNetConfig.from_dict(card["config"]))
     network.load_state_dict(state)
-    return unet_segmenter(network, card["classes"], card["preprocessing"]["mean"], card["preprocessing"]["std"])
+    return unet_segmenter(network, spec.labels.categories, card["preprocessing"]["mean"], card["preprocessing"]["std"])
 
 
 def _load_torchvision(spec: ModelSpec) -> Segmenter:
     source: TorchvisionWeights = spec.source  # type: ignore[assignment]
-    return Segmenter(source.build(), source.weights.meta["categories"], source.weights.transforms())
+    return Segmenter(source.build(), spec.labels.categories, source.weights.transforms())
 
 
-def _local_spec() -> ModelSpec:
-    source = LocalWeights("unet-shapes")
-    card = source.card()
-    return ModelSpec(
-        name="unet-shapes",
-        task="segmentation",
-        tier="local",
-        title="U-Net (ShapesWorld)",
-        source=source,
-        license="MIT (this project)",
-        params=card.get("parameters", 0),
-        load=_load_unet,
-        metrics={"ShapesWorld test mIoU": card.get("metrics", {}).get("mean_iou")},
-        about="`models/nets/unet.py`, trained by `python -m models train unet-shapes`",
-    )
-
-
-def _torchvision_spec(name: str, title: str, weights, builder, fast_on_cpu: bool = False) -> ModelSpec:
-    metrics = weights.meta["_metrics"]["COCO-val2017-VOC-labels"]
-    return ModelSpec(
-        name=name,
-        task="segmentation",
-        tier="pretrained",
-        title=title,
-        source=TorchvisionWeights(weights, builder),
-        license=TORCHVISION_LICENSE,
-        params=weights.meta["num_params"],
-        load=_load_torchvision,
-        metrics={"COCO-val2017 (VOC labels) mIoU": metrics["miou"], "pixel acc": metrics["pixel_acc"]},
-        about=f"`torchvision.models.segmentation.{builder.__name__}`",
-        fast_on_cpu=fast_on_cpu,
+def _pretrained_spec(name: str, title: str, weights, builder, fast_on_cpu: bool = False) -> ModelSpec:
+    return torchvision_spec(
+        "segmentation", name, title, weights, builder, load=_load_torchvision, trained_on="COCO train2017, VOC's 20 classes",
+        benchmark="COCO-val2017-VOC-labels", metrics={"COCO-val2017 (VOC labels) mIoU": "miou", "pixel acc": "pixel_acc"}, fast_on_cpu=fast_on_cpu,
     )
 
 
@@ -136,13 +106,16 @@ def specs() -> list[ModelSpec]:
     """Segmentation models, best first: the picker defaults to the first one that can run here."""
     W = tv_seg
     return [
-        _torchvision_spec("deeplabv3-resnet50", "DeepLabV3 ResNet-50", W.DeepLabV3_ResNet50_Weights.DEFAULT, W.deeplabv3_resnet50),
-        _torchvision_spec("deeplabv3-resnet101", "DeepLabV3 ResNet-101", W.DeepLabV3_ResNet101_Weights.DEFAULT, W.deeplabv3_resnet101),
-        _torchvision_spec(
+        _pretrained_spec("deeplabv3-resnet50", "DeepLabV3 ResNet-50", W.DeepLabV3_ResNet50_Weights.DEFAULT, W.deeplabv3_resnet50),
+        _pretrained_spec("deeplabv3-resnet101", "DeepLabV3 ResNet-101", W.DeepLabV3_ResNet101_Weights.DEFAULT, W.deeplabv3_resnet101),
+        _pretrained_spec(
             "deeplabv3-mobilenet", "DeepLabV3 MobileNetV3-Large", W.DeepLabV3_MobileNet_V3_Large_Weights.DEFAULT, W.deeplabv3_mobilenet_v3_large,
             fast_on_cpu=True,
         ),
-        _torchvision_spec("fcn-resnet50", "FCN ResNet-50", W.FCN_ResNet50_Weights.DEFAULT, W.fcn_resnet50),
-        _torchvision_spec("lraspp-mobilenet", "LR-ASPP MobileNetV3-Large", W.LRASPP_MobileNet_V3_Large_Weights.DEFAULT, W.lraspp_mobilenet_v3_large),
-        _local_spec(),
+        _pretrained_spec("fcn-resnet50", "FCN ResNet-50", W.FCN_ResNet50_Weights.DEFAULT, W.fcn_resnet50),
+        _pretrained_spec("lraspp-mobilenet", "LR-ASPP MobileNetV3-Large", W.LRASPP_MobileNet_V3_Large_Weights.DEFAULT, W.lraspp_mobilenet_v3_large),
+        local_spec(
+            "segmentation", "unet-shapes", "U-Net (ShapesWorld)", _load_unet, {"ShapesWorld test mIoU": "mean_iou"},
+            "`models/nets/unet.py`, trained by `python -m models train unet-shapes`",
+        ),
     ]

@@ -12,7 +12,7 @@ import inspect
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -40,6 +40,22 @@ class Availability(str, Enum):
     @property
     def usable(self) -> bool:
         return self in (Availability.LOCAL, Availability.CACHED, Availability.DOWNLOADABLE)
+
+
+COCO_PERSON_SKELETON = [
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+]
+"""COCO's person skeleton (its annotation file's ``skeleton``, made 0-based), over torchvision's ``keypoint_names``."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What a model's outputs are called: its classes, and for pose its keypoints and the limbs joining them."""
+
+    categories: list[str] = field(default_factory=list)
+    keypoints: list[str] = field(default_factory=list)
+    skeleton: list[tuple[int, int]] = field(default_factory=list)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -91,6 +107,11 @@ class LocalWeights:
         card_path = self.path.with_suffix(".json")
         return json.loads(card_path.read_text()) if card_path.exists() else {}
 
+    def labels(self) -> Labels:
+        """The classes, keypoints and skeleton the card lists (none for a model that names no classes)."""
+        card = self.card()
+        return Labels(list(card.get("classes", [])), list(card.get("keypoints", [])), [tuple(limb) for limb in card.get("skeleton", [])])
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         if not self.path.exists():
             raise WeightsUnavailable(
@@ -121,6 +142,12 @@ class TorchvisionWeights:
     def explicit_path(self) -> Path | None:
         folder = settings.weights_dir()
         return folder / self.filename if folder and (folder / self.filename).exists() else None
+
+    def labels(self) -> Labels:
+        """The categories (and keypoint names, which are COCO's) in the weights' metadata."""
+        meta = self.weights.meta
+        keypoints = list(meta.get("keypoint_names", []))
+        return Labels(list(meta["categories"]), keypoints, list(COCO_PERSON_SKELETON) if keypoints else [])
 
     def availability(self) -> Availability:
         if self.explicit_path() or self.cache_path.exists():

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from torch import nn
+from torchvision.models import WeightsEnum
 
-from .sources import Availability, HuggingFaceWeights, LocalWeights, OpenClipWeights, PipelineWeights, TorchvisionWeights
+from .sources import Availability, HuggingFaceWeights, Labels, LocalWeights, OpenClipWeights, PipelineWeights, TorchvisionWeights
 
 Tier = Literal["pretrained", "local"]
 
@@ -17,7 +18,8 @@ class ModelSpec:
     """One model: what it is, where its weights come from, and how to build the ready-to-run object.
 
     ``load`` returns an ``nn.Module`` wrapper that carries its own preprocessing and labels (e.g. a
-    Segmenter), so callers never guess a mean, a size or a category list.
+    Segmenter), so callers never guess a mean, a size or a category list; ``labels`` gives the same
+    names before the weights are here.
     """
 
     name: str
@@ -32,9 +34,18 @@ class ModelSpec:
     about: str = ""
     half_precision_ok: bool = True
     fast_on_cpu: bool = False  # the task's default on a CPU (the most accurate one is too slow there)
+    read_labels: Callable[["ModelSpec"], Labels] | None = None
 
     def availability(self) -> Availability:
         return self.source.availability()
+
+    @property
+    def labels(self) -> Labels:
+        """The names of what the model outputs (classes; keypoints and skeleton for pose), read without loading its weights.
+
+        A page lists them as soon as a model is picked, also when its weights are not on this machine (yet).
+        """
+        return self.read_labels(self) if self.read_labels else Labels()
 
     @property
     def label(self) -> str:
@@ -62,4 +73,33 @@ def local_spec(task: str, name: str, title: str, load: Callable[[ModelSpec], nn.
         load=load,
         metrics={label: measured.get(key) for label, key in metrics.items()},
         about=about,
+        read_labels=source_labels,
+    )
+
+
+def source_labels(spec: ModelSpec) -> Labels:
+    """The labels the weights' own metadata lists: a local card, or torchvision's ``weights.meta``."""
+    return spec.source.labels()
+
+
+def torchvision_spec(
+    task: str, name: str, title: str, weights: WeightsEnum, builder: Callable[..., nn.Module], *,
+    load: Callable[[ModelSpec], nn.Module], trained_on: str, metrics: dict[str, str], benchmark: str, about: str = "", fast_on_cpu: bool = False,
+) -> ModelSpec:
+    """A pretrained torchvision model: size, labels and ``metrics`` (shown name -> key in ``meta["_metrics"][benchmark]``) from its weights' metadata."""
+    measured = weights.meta["_metrics"][benchmark]
+    package = builder.__module__.rpartition(".")[0]  # torchvision.models.detection.faster_rcnn -> torchvision.models.detection
+    return ModelSpec(
+        name=name,
+        task=task,
+        tier="pretrained",
+        title=title,
+        source=TorchvisionWeights(weights, builder),
+        license=f"BSD-3-Clause (torchvision); trained on {trained_on}",
+        params=weights.meta["num_params"],
+        load=load,
+        metrics={shown: measured[key] for shown, key in metrics.items()},
+        about=f"`{package}.{builder.__name__}`" + (f" · {about}" if about else ""),
+        fast_on_cpu=fast_on_cpu,
+        read_labels=source_labels,
     )
