@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from dataclasses import dataclass
+
+import settings as run_settings  # the app's one settings module (this one only adds the hosting flags)
 
 MB = 2**20
 
@@ -28,12 +29,12 @@ class Limits:
 
 
 def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    return run_settings.read(name, default, str)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The hosting flags, added to app.py's parser."""
-    on_space = bool(os.environ.get("SPACE_ID"))
+    on_space = run_settings.on_space()
     parser.add_argument(
         "--max-request-mb", type=float, default=float(_env("DVL_MAX_REQUEST_MB", "0")) or None,
         help="largest request body, any route (default: --max-upload-mb as base64 plus 1 MB, 34.3 MB)",
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="proxies in front of the app whose X-Forwarded-For entries are trusted (default 1 on Spaces, else 0)",
     )
     parser.add_argument(
-        "--deep-links", action="store_true", default=_env("DVL_DEEP_LINKS", "").lower() in {"1", "true", "yes"},
+        "--deep-links", action="store_true", default=run_settings.switch("DVL_DEEP_LINKS") is True,
         help="serve Gradio's /gradio_api/deep_link (off: anyone holding a session id could save and read that session's inputs)",
     )
 
