@@ -3,9 +3,9 @@
     python -m bench                          # every model of every task, in process and over HTTP
     python -m bench --quick                  # the local models + small pretrained ones of each task, few repetitions
     python -m bench --task detection --quick # one task only
-    python -m bench --task zeroshot          # CLIP: the tab's latency and its speed against transformers' pipeline
+    python -m bench --task clip              # CLIP: the tab's latency and its speed against transformers' pipeline
     python -m bench --task retrieval         # nearest-neighbour search over 10,000 embeddings; local encoders' embedding time
-    python -m bench --task caption           # local captioners and VQA; BLIP base's full architecture and its first streamed token
+    python -m bench --task captioning        # local captioners and VQA; BLIP base's full architecture and its first streamed token
     python -m bench --task diffusion         # local generation time by steps; SD-Turbo: the app against a bare pipeline call
     python -m bench --models unet-shapes fcos-shapes --repeats 50 --json bench.json
     python -m bench --no-http                # in-process numbers only
@@ -26,7 +26,7 @@ from pathlib import Path
 import models
 import torch
 
-from . import api, captioning, data, diffusion, inprocess, machine, report, retrieval, targets, zeroshot
+from . import api, captioning, clip, data, diffusion, inprocess, machine, report, retrieval, targets
 from .tasks import SEGMENTATION, TASKS, Task
 from .weights import weights_for
 
@@ -35,9 +35,9 @@ PRETRAINED_WARMUP = 1  # one suffices for a multi-second call, and keeps the def
 
 
 SECTIONS = {  # tasks measured by a section of their own (not the table of detector-like tasks)
-    "zeroshot": lambda args: zeroshot.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10)),
+    "clip": lambda args: clip.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10)),
     "retrieval": lambda args: retrieval.measure(args.repeats or (50 if args.quick else 200)),
-    "caption": lambda args: captioning.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 3)),
+    "captioning": lambda args: captioning.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 3)),
     "diffusion": lambda args: diffusion.measure(args.repeats or (3 if args.quick else 5), args.pretrained_repeats or (3 if args.quick else 5)),
 }
 

@@ -1,6 +1,6 @@
 """Retrieval: the nearest-neighbour search over a 10,000-image gallery, and the local encoders' embedding time.
 
-The search (``demos.retrieve.nearest``) is what every query pays after its embedding: one
+The search (``demos.retrieval.nearest``) is what every query pays after its embedding: one
 matrix-vector product and a partial sort. It is timed on 10,000 random unit vectors at the local
 encoders' width (128) and DINOv2 small's (384); the target is at most 10 ms per query.
 """
@@ -14,7 +14,7 @@ from PIL import Image
 
 import models
 import shapesworld
-from demos import retrieve
+from demos import retrieval as tab
 
 from .report import ms, table
 from .stats import Samples, repeat
@@ -52,10 +52,10 @@ def measure(repeats: int = 200) -> RetrievalBench:
     for width in (128, 384):
         index = rng.normal(size=(GALLERY, width)).astype(np.float32)
         index /= np.linalg.norm(index, axis=1, keepdims=True)
-        search[width] = repeat(lambda i: retrieve.nearest(index[i % GALLERY], index, 8), repeats, warmup=5)
+        search[width] = repeat(lambda i: tab.nearest(index[i % GALLERY], index, 8), repeats, warmup=5)
     objects = [Image.fromarray(shapesworld.single_object(shapesworld.SPLITS["test"].start + i, 64)[0]) for i in range(repeats + 5)]
     embed = {}
-    for spec in models.for_task(retrieve.TASK):
+    for spec in models.for_task(tab.TASK):
         if spec.tier == "local" and spec.availability().usable:
             embedder = models.get(spec.name)
             embed[spec.name] = repeat(lambda i: embedder.embed([objects[i]]), min(repeats, 50), warmup=5)

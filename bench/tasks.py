@@ -4,8 +4,9 @@ A task's row says which demo module serves it (its ``TASK`` and ``ENDPOINT`` are
 so a renamed endpoint cannot drift from the benchmark), which models ``--quick`` runs, the
 endpoint's arguments after the image, which image a model is measured on, how to read the size
 the network really sees, and how to re-render a cached prediction with other controls (what a
-slider move costs). Benchmarking a third task is one more ``Task`` in ``TASKS`` (and its
-limits in bench/targets.py).
+slider move costs). Another task of this kind (an image in, a prediction the tab re-renders
+with other controls) is one more ``Task`` in ``TASKS`` (and its limits in bench/targets.py); a task
+measured its own way is a module of its own, listed in ``bench.__main__.SECTIONS`` under its name.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
 TITLE = "Captions and questions"
-TASK = "caption"
+TASK = "captioning"
 ENDPOINT = "caption"  # the tab's main action, served at /caption; questions at /answer
 ANSWER_TASK = "answer"
 ANSWER_ENDPOINT = "answer"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import sys
 import time
@@ -20,16 +21,11 @@ from typing import Callable
 
 import torch
 
+import shapesworld
+
 from . import registry
 from .sources import WeightsUnavailable
-from .training import captioning as captioning_training
-from .training import clip as clip_training
-from .training import detection as detection_training
-from .training import diffusion as diffusion_training
-from .training import instances as instances_training
-from .training import pose as pose_training
-from .training import retrieval as retrieval_training
-from .training import segmentation as segmentation_training
+from .tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -40,17 +36,15 @@ class Trainer:
     evaluate: Callable[..., dict]
 
 
-TRAINERS = {
-    "unet-shapes": Trainer(segmentation_training.train, segmentation_training.evaluate),
-    "clip-shapes": Trainer(clip_training.train, clip_training.evaluate),
-    "diffusion-shapes": Trainer(diffusion_training.train, diffusion_training.evaluate),
-    **{name: Trainer(functools.partial(retrieval_training.train, name), retrieval_training.evaluate) for name in ("rotation-shapes", "simclr-shapes")},
-    **{
-        name: Trainer(functools.partial(module.train, name), module.evaluate)
-        for module in (detection_training, instances_training, pose_training, captioning_training)
-        for name in module.RECIPES
-    },
-}
+def trainers() -> dict[str, Trainer]:
+    """Every local model of every declared task, trained and scored by its task's models/training/<task>.py."""
+    found = {}
+    for task in TASKS:
+        names = [spec.name for spec in task.specs() if spec.tier == "local"]
+        if names:  # the training code is imported only to train or score
+            module = importlib.import_module(task.training_module)
+            found |= {name: Trainer(functools.partial(module.train, name=name), module.evaluate) for name in names}
+    return found
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -127,10 +121,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
 
-def _trainer(name: str):
-    if name not in TRAINERS:
-        raise SystemExit(f"{name!r} is not a local model; trainable: {', '.join(TRAINERS)}")
-    return TRAINERS[name]
+def _trainer(name: str) -> Trainer:
+    found = trainers()
+    if name not in found:
+        raise SystemExit(f"{name!r} is not a local model; trainable: {', '.join(found)}")
+    return found[name]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=cmd_train)
     p = sub.add_parser("evaluate", help="score a local model on ShapesWorld scenes it never saw")
     p.add_argument("name")
-    p.add_argument("--seed", type=int, default=segmentation_training.TEST_SEED)
+    p.add_argument("--seed", type=int, default=shapesworld.SPLITS["test"].start)
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--json", action="store_true")
     p.add_argument("--write-card", action="store_true", help="store these metrics in the model's card (a metric's definition changed)")

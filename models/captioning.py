@@ -461,7 +461,7 @@ def _load_blip(spec: ModelSpec) -> Captioner | Answerer:
     from transformers import BlipForConditionalGeneration, BlipForQuestionAnswering, BlipProcessor
 
     source: HuggingFaceWeights = spec.source  # type: ignore[assignment]
-    network_class, wrapper = (BlipForConditionalGeneration, Captioner) if spec.task == "caption" else (BlipForQuestionAnswering, Answerer)
+    network_class, wrapper = (BlipForConditionalGeneration, Captioner) if spec.task == "captioning" else (BlipForQuestionAnswering, Answerer)
     network, processor = source.build(network_class, BlipProcessor)
     return wrapper(network, processor.image_processor, processor.tokenizer, spec.name)
 
@@ -472,7 +472,7 @@ def _load_local(spec: ModelSpec) -> Captioner | Answerer:
     source: LocalWeights = spec.source  # type: ignore[assignment]
     state = source.state_dict()  # first: a missing file must say how to train it
     card = source.card()
-    wrapper = Captioner if spec.task == "caption" else Answerer
+    wrapper = Captioner if spec.task == "captioning" else Answerer
     return wrapper(load_network(card, state), image_processor(card["image_size"]), shapes_tokenizer(tuple(card["vocabulary"])), spec.name)
 
 
@@ -509,19 +509,19 @@ CAPTION_METRICS = {"ShapesWorld test: captions naming only real objects, right c
 
 
 def specs() -> list[ModelSpec]:
-    """Captioners (task "caption") and answerers (task "answer"): BLIP base first, then the local ones."""
+    """Captioners (task "captioning") and answerers (task "answer"): BLIP base first, then the local ones."""
     return [
         _pretrained_spec(
-            "caption", "blip-caption-base", "BLIP base captioning", CAPTION_REPO, 223_971_644,
+            "captioning", "blip-caption-base", "BLIP base captioning", CAPTION_REPO, 223_971_644,
             {"COCO Karpathy test CIDEr (BLIP paper, ViT-B, CapFilt-L)": 133.3},
             "`transformers.BlipForConditionalGeneration` · ViT-B/16 at 384x384, BERT-base decoder with cross-attention; a text prefix steers the caption",
         ),
         local_spec(
-            "caption", "blip-caption-shapes", "Tiny BLIP captioner (ShapesWorld)", _load_local, CAPTION_METRICS,
+            "captioning", "blip-caption-shapes", "Tiny BLIP captioner (ShapesWorld)", _load_local, CAPTION_METRICS,
             "the same `BlipForConditionalGeneration` with a tiny config (`models/nets/captioning.py`); trained by `python -m models train blip-caption-shapes`",
         ),
         local_spec(
-            "caption", "lstm-caption-shapes", "CNN-LSTM captioner (ShapesWorld)", _load_local, CAPTION_METRICS,
+            "captioning", "lstm-caption-shapes", "CNN-LSTM captioner (ShapesWorld)", _load_local, CAPTION_METRICS,
             "a CNN's image vector starts an LSTM that writes the caption (`models/nets/captioning.py`); trained by `python -m models train lstm-caption-shapes`",
         ),
         _pretrained_spec(

@@ -214,7 +214,7 @@ def _open_clip_spec(
 ) -> ModelSpec:
     return ModelSpec(
         name=name,
-        task="zeroshot",
+        task="clip",
         tier="pretrained",
         title=title,
         source=OpenClipWeights(model_name, tag),
@@ -233,7 +233,7 @@ def _local_spec() -> ModelSpec:
         "accuracy on colour-shape pairs never trained on": "held_out_accuracy",
     }
     about = "open_clip's `CLIP` with the small config of `models/nets/clip.py`, trained by `python -m models train clip-shapes`"
-    return local_spec("zeroshot", "clip-shapes", "Mini-CLIP (ShapesWorld)", _load_local, metrics, about)
+    return local_spec("clip", "clip-shapes", "Mini-CLIP (ShapesWorld)", _load_local, metrics, about)
 
 
 def suggested_templates(name: str) -> list[str]:

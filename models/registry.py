@@ -6,16 +6,15 @@ import functools
 
 import settings
 
-from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation
 from .cache import ModelCache
 from .spec import ModelSpec
+from .tasks import TASKS
 
 
 @functools.cache
 def all_specs() -> dict[str, ModelSpec]:
-    """Every model, in each task's preference order. Later tasks add their ``specs()`` here."""
-    tasks = (segmentation, detection, instances, pose, captioning, clip, retrieval, diffusion)
-    return {spec.name: spec for task in tasks for spec in task.specs()}
+    """Every model of every declared task (models/tasks.py), in each task's preference order."""
+    return {spec.name: spec for task in TASKS for spec in task.specs()}
 
 
 def spec(name: str) -> ModelSpec:

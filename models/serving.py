@@ -59,7 +59,7 @@ SERVED: dict[str, dict[str, Batching]] = {
     "instances": {"forward": "items"},
     "pose": {"forward": "items"},
     "retrieval": {"embed": "lists"},
-    "zeroshot": {"encode_images": "lists", "class_embeddings": "none"},
+    "clip": {"encode_images": "lists", "class_embeddings": "none"},
 }
 """Per task, the wrapper methods that run in the replica and how calls from different users batch:
 ``items``: one input each, run together by ``forward_batch``; ``lists``: a list each, concatenated.

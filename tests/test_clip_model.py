@@ -67,7 +67,7 @@ def planted_vit_b32(tmp_path_factory):
 
 
 def test_specs_name_open_clips_tags_and_repos():
-    specs = {s.name: s for s in models.for_task("zeroshot")}
+    specs = {s.name: s for s in models.for_task("clip")}
     assert list(specs) == ["clip-vit-b-16", "clip-vit-b-32", "clip-shapes"]
     assert specs["clip-vit-b-32"].fast_on_cpu and specs["clip-shapes"].tier == "local"
     b32 = specs["clip-vit-b-32"].source

@@ -12,7 +12,7 @@ from skimage import data
 
 import models
 import shapesworld
-from demos import retrieve as tab
+from demos import retrieval as tab
 from demos.inputs import BadInput
 from models.training import retrieval as training
 

@@ -26,7 +26,7 @@ from .inputs import BadInput
 from .upload import UploadedImage
 
 TITLE = "CLIP zero-shot"
-TASK = "zeroshot"
+TASK = "clip"
 ENDPOINT = "classify"  # the tab's main action, served at /classify
 
 MAX_LABELS = 1000

@@ -1,8 +1,8 @@
 """CLIP zero-shot: the tab's latency, and its speed against transformers' pipeline on the same network.
 
-Two measurements, printed as one markdown section by ``python -m bench --task zeroshot``:
+Two measurements, printed as one markdown section by ``python -m bench --task clip``:
 
-1. The local mini-CLIP through the tab's own ``demos.classify.classify``: one 64x64 unseen
+1. The local mini-CLIP through the tab's own ``demos.clip.classify``: one 64x64 unseen
    ShapesWorld object and 20 labels, the label set's text embeddings cached after the first call
    (what a student gets after the first image); and a request at the prompt cap
    (``models.clip.MAX_PROMPTS`` labels x templates, a new label set each call, so every text is encoded).
@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 import shapesworld
-from demos import classify
+from demos import clip as tab
 from models.clip import MAX_PROMPTS
 
 from .report import ms, table
@@ -61,12 +61,12 @@ class ZeroShotBench:
 
     def markdown(self) -> str:
         rows = [
-            ["mini-CLIP (local), `demos.classify.classify`", "64x64 object, 20 labels, texts cached", ms(self.local.p50), ms(self.local.p95), str(self.local.n)],
+            ["mini-CLIP (local), `demos.clip.classify`", "64x64 object, 20 labels, texts cached", ms(self.local.p50), ms(self.local.p95), str(self.local.n)],
             [
                 "mini-CLIP (local), at the prompt cap", f"{MAX_PROMPTS // len(CAP_TEMPLATES):,} new labels x {len(CAP_TEMPLATES)} templates",
                 ms(self.local_at_cap.p50), ms(self.local_at_cap.p95), str(self.local_at_cap.n),
             ],
-            ["OpenCLIP ViT-B/32, `demos.classify.classify`", "512x512 photo, 20 labels, texts cached", ms(self.app_vit.p50), ms(self.app_vit.p95), str(self.app_vit.n)],
+            ["OpenCLIP ViT-B/32, `demos.clip.classify`", "512x512 photo, 20 labels, texts cached", ms(self.app_vit.p50), ms(self.app_vit.p95), str(self.app_vit.n)],
             ["ViT-B/32, `transformers.pipeline`", "same photo, same 20 labels", ms(self.pipeline_vit.p50), ms(self.pipeline_vit.p95), str(self.pipeline_vit.n)],
         ]
         targets = [
@@ -142,15 +142,15 @@ def cap_labels(call: int) -> list[str]:
 def measure(repeats: int = 30, pretrained_repeats: int = 10) -> ZeroShotBench:
     image, _ = shapesworld.single_object(shapesworld.SPLITS["test"].start, 64)
     objects = _variants(image, repeats + 3)
-    shape_labels = classify.parse_labels(classify.SHAPE_LABELS)[:20]
-    local = repeat(lambda i: classify.classify([objects[i]], shape_labels, "clip-shapes", [TEMPLATE]), repeats, warmup=3)
-    at_cap = repeat(lambda i: classify.classify([objects[0]], cap_labels(i), "clip-shapes", CAP_TEMPLATES), 3, warmup=1)
+    shape_labels = tab.parse_labels(tab.SHAPE_LABELS)[:20]
+    local = repeat(lambda i: tab.classify([objects[i]], shape_labels, "clip-shapes", [TEMPLATE]), repeats, warmup=3)
+    at_cap = repeat(lambda i: tab.classify([objects[0]], cap_labels(i), "clip-shapes", CAP_TEMPLATES), 3, warmup=1)
 
     from skimage import data
 
     photos = _variants(np.asarray(Image.fromarray(data.astronaut()).convert("RGB")), pretrained_repeats + 2)
     with weights_for(["clip-vit-b-32"]):  # random-init ViT-B/32 under open_clip's real repo id, offline
-        app = repeat(lambda i: classify.classify([photos[i]], LABELS, "clip-vit-b-32", [TEMPLATE]), pretrained_repeats, warmup=2)
+        app = repeat(lambda i: tab.classify([photos[i]], LABELS, "clip-vit-b-32", [TEMPLATE]), pretrained_repeats, warmup=2)
     with tempfile.TemporaryDirectory(prefix="bench-clip-tok-") as folder:
         pipe = transformers_pipeline(clip_tokenizer_files(Path(folder)))
         with torch.inference_mode():

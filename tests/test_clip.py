@@ -9,7 +9,7 @@ from PIL import Image
 
 import models
 import shapesworld
-from demos import classify as tab
+from demos import clip as tab
 from demos.inputs import BadInput
 from models.clip import zero_shot
 
