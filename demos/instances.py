@@ -17,7 +17,7 @@ import models
 from models.detection import Detections, select
 
 from . import common, detector_outputs, drawing, scene_truth, scenes, segmentation
-from .roi_pooling import build_roi_panel
+from .panels.roi_panel import build_roi_panel
 from .inputs import NO_IMAGE
 from .upload import UploadedImage
 

@@ -1,4 +1,4 @@
-"""RoIAlign versus RoIPool (demos/roi_pooling.py): the hand-written arithmetic against torchvision's operators.
+"""RoIAlign versus RoIPool (demos/panels/roi_*.py, models/internals.py): the hand-written arithmetic against torchvision's operators.
 
 Every view the panel draws comes from ``pool_level``, ``roi_pool_bins`` and ``roi_align_points``;
 these tests prove them equal to ``torchvision.ops.roi_pool`` / ``roi_align``, ``LevelMapper`` and a
@@ -16,20 +16,19 @@ from PIL import Image
 from torchvision.ops import MultiScaleRoIAlign, roi_align, roi_pool
 from torchvision.ops.poolers import LevelMapper
 
-from demos.roi_pooling import (
-    analyse_roi,
+from demos.panels.roi_drawing import render_views, roi_summary
+from demos.panels.roi_math import (
     bilinear_sample,
-    box_pooler,
     feature_scales,
     pool_level,
-    render_views,
     roi_align_points,
     roi_align_reference,
     roi_pool_bins,
     roi_pool_reference,
     roi_pool_region,
-    roi_summary,
 )
+from demos.panels.roi_panel import analyse_roi
+from models.internals import box_pooler
 
 HEIGHT, WIDTH = 13, 17  # an odd-sized feature map, so rows and columns cannot be swapped unnoticed
 SCALES = (1.0, 0.25, 0.125, 1 / 16)
@@ -280,7 +279,7 @@ def test_panel_handler_and_its_errors(scene_path):
     import gradio as gr
 
     from demos.common import user_errors
-    from demos.roi_pooling import _roi_ui
+    from demos.panels.roi_panel import _roi_ui
 
     views, summary = _roi_ui(scene_path, "fasterrcnn-shapes", 0.05, 1)
     assert len(views) == 4 and "Detection #1" in summary
@@ -303,7 +302,7 @@ def test_panel_handler_and_its_errors(scene_path):
 def test_build_roi_panel():
     import gradio as gr
 
-    from demos.roi_pooling import build_roi_panel
+    from demos.panels.roi_panel import build_roi_panel
 
     with gr.Blocks() as demo:
         image = gr.Image(type="filepath")
