@@ -186,10 +186,14 @@ def build_app():
 
     with gr.Blocks(title="Deep Vision Lab") as app:
         gr.Markdown("# Deep Vision Lab\nUse, and look inside, the models of the course. " + status_line())
-        with gr.Tabs(overflow_behavior="wrap"):  # every tab's whole name on a phone, not a "..." menu
-            for demo in demos.ALL:
-                with gr.Tab(demo.TITLE, id=demo.TASK):
-                    demo.build()
+        # The lecture's sections, each holding its tasks' tabs (models/tasks.py); every tab's whole
+        # name on a phone, not a "..." menu.
+        with gr.Tabs(overflow_behavior="wrap"):
+            for section, tabs in demos.SECTIONS.items():
+                with gr.Tab(section, id=section.lower().replace(" ", "-")), gr.Tabs(overflow_behavior="wrap"):
+                    for demo in tabs:
+                        with gr.Tab(demo.TITLE, id=demo.TASK):
+                            demo.build()
     share_only_on_spaces(app)
     return app
 

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import demos
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (requirements-dev.txt)")
 expect = sync_api.expect
 
@@ -35,7 +37,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-VIEWPORT = {"width": 1600, "height": 1600}  # a wide desktop window (all eight tab names fit in one row), tall enough for the whole tab
+VIEWPORT = {"width": 1600, "height": 1600}  # a wide desktop window (every section and tab name fits in one row), tall enough for the whole tab
 PAGE_LOAD_MS = 60_000  # the first load on 2 busy cores can take ~10 s
 PREDICT_MS = 90_000  # model load + predict of a real architecture on CPU
 UI_MS = 15_000  # a click, a dropdown, a toast
@@ -122,12 +124,21 @@ def screenshot_on_failure(page, name: str = "browser-failure.png"):
         raise
 
 
+def section_of(tab: str) -> str:
+    """The lecture's section (the page's first level of tabs) that holds tab ``tab``."""
+    return next(section for section, tabs in demos.SECTIONS.items() if tab in (demo.TITLE for demo in tabs))
+
+
+def task_panel(page, button: str):
+    """The shown task tab whose main button is ``button`` (a task's tab sits inside its section's tab)."""
+    return page.locator("[role=tabpanel] [role=tabpanel]:visible").filter(has=page.get_by_role("button", name=button, exact=True))
+
+
 def open_tab(context, recorder: Recorder, url: str, name: str = TAB, button: str = "Segment"):
     """A new page on the app, with tab ``name`` shown (its main button is ``button``); returns (page, tab panel)."""
     page = context.new_page()
     page.goto(url, timeout=PAGE_LOAD_MS)
-    tab = page.get_by_role("tab", name=name)
-    expect(tab).to_be_visible(timeout=PAGE_LOAD_MS)
+    expect(page.get_by_role("tab", name=section_of(name), exact=True)).to_be_visible(timeout=PAGE_LOAD_MS)
     # Gradio covers the whole app with a "Loading..." tracker until every component is mounted;
     # a component that throws while mounting leaves it there for good.
     loading = page.locator("[data-testid=status-tracker].full:not(.hide)").filter(has_text="Loading")
@@ -139,9 +150,8 @@ def open_tab(context, recorder: Recorder, url: str, name: str = TAB, button: str
     if not loaded:
         screenshot(page, "browser-failure.png")
         pytest.fail(f"the page never finished loading (still 'Loading...'); JavaScript errors: {recorder.page_errors}")
-    if tab.get_attribute("aria-selected") != "true":
-        tab.click()
-    panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name=button, exact=True))
+    show_tab(page, name)
+    panel = task_panel(page, button)
     expect(panel).to_have_count(1, timeout=UI_MS)
     return page, panel
 
@@ -347,7 +357,7 @@ def test_captioning_tab_in_a_browser(app_url, session):
         expect(truth).not_to_have_text(shown, timeout=PREDICT_MS)
 
         panel.get_by_text("Ask a question", exact=True).click()
-        panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name="Answer", exact=True))
+        panel = task_panel(page, "Answer")
         choose_model(panel, "Tiny BLIP VQA", label="Answering model")
         question = panel.get_by_role("textbox", name="Question", exact=True)
         question.fill("how many circles are there?")
@@ -521,14 +531,16 @@ CLIPPED_IMAGES_JS = """() => {
 
 
 def show_tab(page, name: str) -> None:
-    """Select tab ``name``, through Gradio's "More tabs" menu when the window is too narrow to show its name."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if tab.count() and tab.is_visible():
-        if tab.get_attribute("aria-selected") != "true":
-            tab.click()
-        return
-    page.get_by_role("button", name="More tabs").click()
-    page.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(name)}\s*$")).click()
+    """Select tab ``name``: its lecture section first, then the tab itself, each through Gradio's
+    "More tabs" menu when the window is too narrow to show its name."""
+    for label in (section_of(name), name):
+        tab = page.get_by_role("tab", name=label, exact=True)
+        if tab.count() and tab.is_visible():
+            if tab.get_attribute("aria-selected") != "true":
+                tab.click()
+            continue
+        page.get_by_role("button", name="More tabs").click()
+        page.locator(".overflow-dropdown button").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).click()
 
 
 def assert_outputs_whole(page, tab: str, widths: tuple[int, ...] = WIDTHS) -> None:
@@ -590,7 +602,7 @@ def test_text_to_image_and_roialign_outputs_show_whole_in_a_browser(app_url, ses
         screenshot(page, "browser-diffusion-stopped.png")
 
         show_tab(page, "Instance segmentation")
-        panel = page.locator("[role=tabpanel]:visible").filter(has=page.get_by_role("button", name="Segment instances", exact=True))
+        panel = task_panel(page, "Segment instances")
         choose_model(panel, "Mask R-CNN (ShapesWorld)")
         click_example(panel, "shapesworld-")
         wait_for_image(panel, "Instances")

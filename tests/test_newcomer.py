@@ -84,7 +84,7 @@ def test_tab_names_wrap_instead_of_hiding_in_a_menu():
     import app
 
     tabs = [block for block in app.build_app().blocks.values() if isinstance(block, gr.Tabs)]
-    assert tabs and tabs[0].overflow_behavior == "wrap"
+    assert len(tabs) > 1 and all(tab.overflow_behavior == "wrap" for tab in tabs)  # sections and their tabs
 
 
 def test_every_example_runs_its_tabs_action_at_once():
@@ -108,7 +108,7 @@ def test_every_example_runs_its_tabs_action_at_once():
 
 
 def test_the_page_at_400_and_1600_px(app_url, tmp_path):
-    """Whole tab names, the API link, the picker's text clear of its arrow; one bad upload is one message, the newest."""
+    """Whole section and tab names, the API link, the picker's text clear of its arrow; one bad upload is one message, the newest."""
     import time
 
     import pytest
@@ -126,11 +126,15 @@ def test_the_page_at_400_and_1600_px(app_url, tmp_path):
             for width in (400, 1600):
                 context = browser.new_context(viewport={"width": width, "height": 1200})
                 page, panel = browser_tests.open_tab(context, browser_tests.Recorder(), app_url)
-                tabs = page.get_by_role("tab")
-                expect(tabs).to_have_count(len(__import__("demos").ALL))
-                for tab in tabs.all():
-                    expect(tab).to_be_visible()
-                    assert tab.evaluate("t => t.scrollWidth <= t.clientWidth"), f"{tab.inner_text()!r} is cut at {width} px"
+                sections = __import__("demos").SECTIONS
+                for shown in sections.values():  # the lecture's sections, each with its own tabs below them
+                    browser_tests.show_tab(page, shown[0].TITLE)
+                    tabs = page.get_by_role("tab")
+                    expect(tabs).to_have_count(len(sections) + len(shown))
+                    for tab in tabs.all():
+                        expect(tab).to_be_visible()
+                        assert tab.evaluate("t => t.scrollWidth <= t.clientWidth"), f"{tab.inner_text()!r} is cut at {width} px"
+                browser_tests.show_tab(page, browser_tests.TAB)
                 expect(page.locator("footer").get_by_text("Use via API")).to_be_visible()
                 picker = panel.get_by_role("combobox", name="Model", exact=True)
                 text_end, arrow_start = picker.evaluate(
