@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
+import torch
 from PIL import Image
 
 import models
 import shapesworld
-from models.training.retrieval import LABELS as CLASSES, label_of
+from models.retrieval import LABELS as CLASSES, label_of, probe_scores, random_init_features
 
 from . import common, drawing
 from .inputs import BadInput
@@ -34,7 +35,6 @@ GALLERY_SIZE = 600  # ShapesWorld objects: 20 of each colour-shape class on aver
 GALLERY_SEED = shapesworld.SPLITS["test"].start + 100_000  # unseen by every local model
 MAX_UPLOADS = 200
 MAX_K = 50
-SHAPE_RGB = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (225, 200, 30), "purple": (140, 60, 180), "orange": (240, 130, 20)}
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def coordinates(points: np.ndarray, method: str) -> np.ndarray:
 
 def class_colour(label: str) -> tuple[int, int, int]:
     """The RGB of a colour-shape class's colour word ("red star" -> red)."""
-    return SHAPE_RGB[label.split()[0]]
+    return shapesworld.COLOURS[label.split()[0]]
 
 
 def class_centres(xy: np.ndarray, labels: list[str]) -> tuple[list[str], np.ndarray]:
@@ -172,9 +172,6 @@ def probe_table(model_names: list[str]) -> list[list]:
     beat. The card columns repeat what the card measured on its own, larger split
     (``probe_protocol`` says how the two differ); a pretrained encoder has none.
     """
-    from models.nets.encoder import Encoder, EncoderConfig
-    from models.training.retrieval import features_of, probe_scores
-
     labels = np.array([item.label for item in gallery()])
 
     def scores(x: np.ndarray) -> list[float]:
@@ -185,10 +182,7 @@ def probe_table(model_names: list[str]) -> list[list]:
 
     rows = [[models.spec(n).title, models.spec(n).tier, *scores(gallery_embeddings(n)), *card(_card_metrics(n), CARD_KEYS)] for n in model_names]
     images = np.stack([np.asarray(item.image) for item in gallery()])
-    import torch
-
-    torch.manual_seed(0)  # the same random-init encoder the training code scores
-    random_init = features_of(Encoder(EncoderConfig()), torch.from_numpy(images).permute(0, 3, 1, 2))
+    random_init = random_init_features(torch.from_numpy(images).permute(0, 3, 1, 2))
     baseline_card = next((m for m in map(_card_metrics, model_names) if CARD_BASELINE_KEYS[0] in m), {})
     rows.append(["Random-init encoder (same backbone, no training)", "baseline", *scores(random_init), *card(baseline_card, CARD_BASELINE_KEYS)])
     return rows

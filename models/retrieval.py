@@ -22,12 +22,23 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 from torchvision.transforms import v2
 
+import shapesworld
+
 from .nets.encoder import Encoder, EncoderConfig
 from .sources import HuggingFaceWeights, LocalWeights, TorchvisionWeights
 from .spec import ModelSpec, local_spec, torchvision_spec
 
 DINOV2_REPO = "facebook/dinov2-small"
 TASK = "retrieval"
+MEAN = (0.485, 0.456, 0.406)  # the local encoders' input normalisation (ImageNet's), also written to their cards
+STD = (0.229, 0.224, 0.225)
+LABELS = tuple(f"{colour} {shape}" for shape in shapesworld.SHAPES for colour in shapesworld.COLOURS)
+"""The 30 colour-shape classes a probe scores frozen features on; the encoders never see them in training."""
+
+
+def label_of(prompt: str) -> str:
+    """"red star" from "a large red star"."""
+    return " ".join(prompt.split()[-2:])
 
 
 class Embedder(nn.Module):
@@ -95,6 +106,39 @@ def _load_dinov2(spec: ModelSpec) -> Embedder:
         lambda net, x: net(pixel_values=x).pooler_output,
         spec.name,
     )
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B,3,H,W) -> ImageNet-normalised float, as the app's preprocessing does."""
+    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
+@torch.inference_mode()
+def features_of(encoder: Encoder, images: torch.Tensor, batch: int = 500) -> np.ndarray:
+    """A local encoder's pooled features of uint8 (B,3,64,64) images, as the trainer scores them."""
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    return torch.cat([encoder.features(normalise(images[i : i + batch].to(device))).float().cpu() for i in range(0, len(images), batch)]).numpy()
+
+
+def random_init_features(images: torch.Tensor) -> np.ndarray:
+    """The baseline a probe must beat: the local encoders' architecture with random weights (seed 0), as the trainer scores it."""
+    torch.manual_seed(0)
+    return features_of(Encoder(EncoderConfig()), images)
+
+
+def probe_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> tuple[float, float]:
+    """(linear-probe accuracy, recall@1) of frozen features, both from scikit-learn."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(train_x, train_y)
+    nearest = KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(train_x, train_y)
+    return float(probe.score(test_x, test_y)), float(nearest.score(test_x, test_y))
 
 
 PROBE_METRICS = {

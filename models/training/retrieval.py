@@ -56,21 +56,12 @@ from torchvision.transforms import v2
 import shapesworld
 from models.nets.encoder import Encoder, EncoderConfig
 
+from ..retrieval import LABELS, MEAN, STD, features_of, label_of, normalise, probe_scores
 from .common import WEIGHTS_DIR, TrainLog, save_checkpoint, seed_everything
 
 IMAGE_SIZE = 64
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 PROBE_SEED = shapesworld.SPLITS["val"].start
 TEST_SEED = shapesworld.SPLITS["test"].start
-LABELS = tuple(f"{colour} {shape}" for shape in shapesworld.SHAPES for colour in shapesworld.COLOURS)
-
-
-def label_of(prompt: str) -> str:
-    """"red star" from "a large red star"."""
-    return " ".join(prompt.split()[-2:])
-
-
 def render(first_seed: int, count: int, background_seed: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """(count, 3, 64, 64) uint8 images from seeds ``first_seed...`` and their class indices into LABELS."""
     images, labels = [], []
@@ -79,32 +70,6 @@ def render(first_seed: int, count: int, background_seed: int | None = None) -> t
         images.append(torch.from_numpy(image).permute(2, 0, 1))
         labels.append(LABELS.index(label_of(prompt)))
     return torch.stack(images), np.array(labels)
-
-
-def normalise(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B,3,H,W) -> ImageNet-normalised float, as the app's preprocessing does."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
-
-
-@torch.inference_mode()
-def features_of(encoder: Encoder, images: torch.Tensor, batch: int = 500) -> np.ndarray:
-    device = next(encoder.parameters()).device
-    encoder.eval()
-    return torch.cat([encoder.features(normalise(images[i : i + batch].to(device))).float().cpu() for i in range(0, len(images), batch)]).numpy()
-
-
-def probe_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> tuple[float, float]:
-    """(linear-probe accuracy, recall@1) of frozen features, both from scikit-learn."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(train_x, train_y)
-    nearest = KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(train_x, train_y)
-    return float(probe.score(test_x, test_y)), float(nearest.score(test_x, test_y))
 
 
 def evaluate_encoder(encoder: Encoder, probe_count: int = 3000, test_count: int = 1000, seed: int = TEST_SEED) -> dict:
