@@ -311,10 +311,11 @@ def soak(
         ]
         local = threading.local()
         connections: list[Connection] = []
+        numbers = itertools.count(1)  # next() on it is atomic: threads starting at once get distinct addresses
 
         def run(job: tuple[str, Picture]) -> Outcome:
             if not hasattr(local, "connection"):
-                local.connection = Connection(server.url, address=f"198.51.100.{len(connections) + 1}")
+                local.connection = Connection(server.url, address=f"198.51.100.{next(numbers)}")
                 connections.append(local.connection)
             return local.connection.request(*job)
 
