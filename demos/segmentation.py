@@ -21,9 +21,10 @@ import models
 import shapesworld
 from models.segmentation import SegmentationOutput
 
-from . import common, drawing, legends, scenes
+from . import common, drawing, legends, scenes, semantic
 from .upload import UploadedImage
-from .upsampling import build_upsampling_panel
+from .panels.upsampling_panel import build_upsampling_panel
+from .semantic import predict
 
 TITLE = "Semantic segmentation"
 TASK = "segmentation"
@@ -51,18 +52,12 @@ class SceneScores:
     iou_per_class: dict[str, float]  # those classes only
 
 
-def predict(image: Image.Image, model_name: str, progress: gr.Progress | None = None) -> SegmentationOutput:
-    """Per-pixel classes for ``image``; cached per (model, image), so re-rendering is free."""
-    model = common.load_model(model_name, progress)
-    return models.cache().derived(("segment", model_name, common.image_key(image)), lambda: model(image))
-
-
 def render(image: Image.Image, output: SegmentationOutput, opacity: float) -> SegmentResult:
     """Overlay, palette mask, pixel shares and legend for one prediction."""
     colours = drawing.palette(len(output.categories))
     shares = legends.class_shares(output.labels, output.categories)
     return SegmentResult(
-        overlay=drawing.overlay_labels(image, output.labels, opacity, colours),
+        overlay=semantic.overlay(image, output, opacity),
         mask=drawing.indexed_mask(output.labels, colours),
         shares=shares,
         legend=legends.legend_html(shares, output.categories, colours),

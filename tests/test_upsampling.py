@@ -1,15 +1,13 @@
-"""Tests for the lecture's upsampling operators (demos/upsampling.py)."""
+"""Tests for the lecture's upsampling operators (demos/panels/upsampling_*.py)."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from demos.upsampling import (
-    OPERATORS,
-    PRESETS,
+from demos.panels.upsampling_html import OPERATORS, explain
+from demos.panels.upsampling_math import (
     bed_of_nails_unpool,
-    explain,
     max_pool_with_indices,
     max_unpool,
     nearest_neighbor_unpool,
@@ -17,6 +15,7 @@ from demos.upsampling import (
     transposed_conv,
     transposed_conv_steps,
 )
+from demos.panels.upsampling_panel import PRESETS
 from demos.tables import matrix_to_html
 
 POOL_SOURCE = "1 2 6 3\n3 5 2 1\n1 2 2 1\n7 3 4 8"
@@ -270,7 +269,7 @@ def test_presets_are_valid():
 def test_build_upsampling_panel():
     import gradio as gr
 
-    from demos.upsampling import build_upsampling_panel
+    from demos.panels.upsampling_panel import build_upsampling_panel
 
     with gr.Blocks() as demo:
         with gr.Tab("Segmentation"):
