@@ -16,7 +16,7 @@ from PIL import Image
 import models
 from models.detection import Detections, select
 
-from . import common, detector_outputs, drawing, scene_truth, scenes, segmentation
+from . import common, detector_outputs, drawing, scene_truth, scenes, semantic
 from .panels.roi_panel import build_roi_panel
 from .inputs import NO_IMAGE
 from .upload import UploadedImage
@@ -121,8 +121,8 @@ def semantic_versus_instance(image: Image.Image, model_name: str, score_threshol
         (drawing.upscale_for_display(class_view), "merged by class: what semantic segmentation asks for (two circles, one colour)"),
     ]
     if models.spec(model_name).tier == "local" and models.spec(LOCAL_SEGMENTER).availability().usable:
-        semantic = segmentation.segment(image, LOCAL_SEGMENTER, 0.6)
-        views.append((drawing.upscale_for_display(semantic.overlay), "the U-Net (segmentation tab): one class per pixel, no objects"))
+        classes_view = semantic.overlay(image, semantic.predict(image, LOCAL_SEGMENTER), 0.6)
+        views.append((drawing.upscale_for_display(classes_view), "the U-Net (segmentation tab): one class per pixel, no objects"))
     return views
 
 
