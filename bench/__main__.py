@@ -25,6 +25,7 @@ from pathlib import Path
 
 import models
 import torch
+from models.tasks import TASKS as DECLARED
 
 from . import api, captioning, clip, data, diffusion, inprocess, machine, report, retrieval, targets
 from .tasks import SEGMENTATION, TASKS, Task
@@ -34,7 +35,7 @@ LOCAL_WARMUP = 3  # untimed calls before timing: first-call allocations, oneDNN 
 PRETRAINED_WARMUP = 1  # one suffices for a multi-second call, and keeps the default run short
 
 
-SECTIONS = {  # tasks measured by a section of their own (not the table of detector-like tasks)
+SECTIONS = {  # tasks measured by a section of their own (not bench/tasks.py's table); every declared task is in one of the two
     "clip": lambda args: clip.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10)),
     "retrieval": lambda args: retrieval.measure(args.repeats or (50 if args.quick else 200)),
     "captioning": lambda args: captioning.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 3)),
@@ -51,7 +52,7 @@ def positive(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=[*TASKS, *SECTIONS, "all"], default="all", help="which task's models to measure (default: all)")
+    parser.add_argument("--task", choices=[*(task.name for task in DECLARED), "all"], default="all", help="which task to measure (default: all)")
     parser.add_argument("--models", nargs="+", metavar="NAME", help="models to run (default: all of the task; names or a,b,c)")
     parser.add_argument("--repeats", type=positive, metavar="N",
                         help="timed predictions per local model, in process and over HTTP; re-renders per model (default 30; quick 5)")
