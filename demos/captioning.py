@@ -275,7 +275,7 @@ def _length_slider(model_name: str, length: int | None):
 def _caption_model_changed(model_name: str, length: int | None):
     spec = models.spec(model_name)
     prefix = gr.update(interactive=True, placeholder="a picture of" if spec.tier == "pretrained" else "a large")
-    return common.model_card_markdown(model_name), prefix, _length_slider(model_name, length)
+    return common.model_picked(model_name), prefix, _length_slider(model_name, length)
 
 
 def build() -> None:
@@ -358,7 +358,7 @@ def build() -> None:
     common.clear_on_failure(prefix.submit(_caption_ui, caption_inputs, caption_outputs, api_visibility="private"), caption_outputs)
     word.input(_word_heatmap, [image, heatmaps, word], heat, api_visibility="private")
     # Quick UI updates skip the queue, where each counts against a page's share (a page load already sends many).
-    model.change(_caption_model_changed, [model, max_tokens], [card, prefix, max_tokens], api_visibility="private", queue=False)
+    model.change(_caption_model_changed, [model, max_tokens], [card, prefix, max_tokens], api_visibility="private")
     gr.on(
         None, lambda: _length_slider(model.value, max_tokens.value), None, max_tokens, api_visibility="private", show_progress="hidden", queue=False
     )
@@ -377,4 +377,4 @@ def build() -> None:
     image.change(
         lambda path: answer_truth(scenes.scene_of(path)), image, answer_truth_md, api_visibility="private", show_progress="hidden", queue=False
     )
-    vqa_model.change(common.model_card_markdown, vqa_model, vqa_card, api_visibility="private")
+    vqa_model.change(common.model_picked, vqa_model, vqa_card, api_visibility="private")

@@ -19,9 +19,9 @@ from PIL import Image
 import models
 import shapesworld
 from models.clip import DEFAULT_TEMPLATES, TooManyPrompts, ZeroShotResult, check_prompt_count, suggested_templates, zero_shot
-from models.training.retrieval import label_of
+from models.retrieval import label_of
 
-from . import common, drawing, scenes
+from . import common, drawing, scenes, tables
 from .inputs import BadInput
 from .upload import UploadedImage
 
@@ -180,8 +180,7 @@ def similarity_table(result: ZeroShotResult, names: list[str]) -> str:
             "small: cosine similarity (−1 to 1, not a percentage)"
         )
         caption += f"; the {len(columns)} best-scoring labels shown" if count > len(columns) else ""
-    table = f"<table class='dvl-matrix'><caption>{caption}</caption><tr><th></th>{head}</tr>{''.join(rows)}</table>"
-    return f"<div class='dvl-scroll'>{table}</div>"
+    return tables.table_html(caption, f"<tr><th></th>{head}</tr>", rows)
 
 
 def embedding_coordinates(result: ZeroShotResult) -> tuple[np.ndarray, np.ndarray]:
@@ -283,6 +282,8 @@ def _rerun(*args, progress: gr.Progress = gr.Progress()):
     """Re-classify after a control changes (text embeddings are cached); with no image, do nothing."""
     if not args[0] and not args[1]:
         return (gr.skip(),) * 6
+    if unusable := common.unusable_outputs(args[6], 6):  # the card already says how to get the weights
+        return unusable
     return _classify_ui(*args, progress=progress)
 
 
@@ -292,7 +293,7 @@ def _model_changed(model_name: str, labels_text: str, templates_text: str):
     is_local = models.spec(model_name).tier == "local"
     templates = "\n".join(suggested_templates(model_name)) if templates_text in suggested else gr.skip()
     labels = (SHAPE_LABELS if is_local else PHOTO_LABELS) if labels_text in (SHAPE_LABELS, PHOTO_LABELS) else gr.skip()
-    return common.model_card_markdown(model_name), labels, templates
+    return common.model_picked(model_name), labels, templates
 
 
 def _examples() -> list[list[str]]:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Iterator, ParamSpec, TypeVar
 
 import gradio as gr
-import numpy as np
 import torch
 from PIL import Image
 
@@ -335,6 +334,30 @@ def model_card_markdown(name: str) -> str:
         f"metrics: {metrics}  \n"
         f"code: {spec.about}" + (f"  \n⚠ {missing}" if missing else "")
     )
+
+
+def model_picked(model_name: str) -> str:
+    """The card of a newly picked model; if its weights are not here, one warning that says how to get them.
+
+    Picking such a model must not fail: every control keeps working, and the redraw that follows
+    the pick (``unusable_outputs``) stays quiet, so the page shows this one message, not one per handler.
+    """
+    note = missing_weights_note(model_name)
+    if note:
+        gr.Warning(f"{models.spec(model_name).title} cannot run here. {note.replace('`', '')}")  # a toast shows no Markdown
+    return model_card_markdown(model_name)
+
+
+def unusable_outputs(model_name: str, count: int) -> tuple | None:
+    """A redraw's outputs when ``model_name``'s weights are not here: emptied, the second (a summary or note) saying why; None when they are.
+
+    The redraws (a control moved, a model picked) are private: the card already says how to get the
+    weights, so they clear the previous model's result instead of raising a second message.
+    """
+    if models.spec(model_name).availability().usable:
+        return None
+    summary = f"No result: the weights of {models.spec(model_name).title} are not on this machine (see the model card)."
+    return (None, summary, *([None] * (count - 2)))
 
 
 # ---------------------------------------------------------------- examples

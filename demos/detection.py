@@ -19,6 +19,7 @@ from models.detection import SCORE_FLOOR, Detections, RawDetections, rpn_proposa
 
 from . import boxes, common, detector_outputs, drawing, scene_truth, scenes
 from .detector_outputs import PLACEHOLDERS, class_ids, coco_results, predict
+from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
 TITLE = "Object detection"
@@ -183,7 +184,7 @@ def _refilter(image_path, model_name, score, nms_iou, classes, max_detections, p
     """Redraw after a control moves (the network's output is cached); with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 5
-    if unusable := detector_outputs.unusable_outputs(model_name, 5):
+    if unusable := common.unusable_outputs(model_name, 5):
         return unusable
     return _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress)
 
@@ -191,7 +192,7 @@ def _refilter(image_path, model_name, score, nms_iou, classes, max_detections, p
 @common.user_errors
 def _model_changed(model_name: str):
     """A new model: its own classes in the filter, its card, and its own default NMS IoU (when its weights are here to tell)."""
-    card = detector_outputs.model_picked(model_name)
+    card = common.model_picked(model_name)
     usable = models.spec(model_name).availability().usable
     nms_default = common.load_model(model_name).default_nms_iou if usable else gr.skip()
     return gr.update(choices=class_choices(model_name), value=[]), nms_default, card
@@ -200,7 +201,7 @@ def _model_changed(model_name: str):
 @common.user_errors
 def _proposals_ui(image_path, model_name, score, nms_iou, top_n):
     if not image_path:
-        raise ValueError("Pick or upload an image first.")
+        raise ValueError(NO_IMAGE)
     return proposal_views(common.read_image(image_path), model_name, score, nms_iou, top_n)
 
 
@@ -208,7 +209,7 @@ def _proposals_ui(image_path, model_name, score, nms_iou, top_n):
 def _nms_ui(image_path, model_name, score, nms_iou, class_name, step):
     """NMS at step ``step`` (clamped to the candidates there are); the class and step controls follow."""
     if not image_path:
-        raise ValueError("Pick or upload an image first.")
+        raise ValueError(NO_IMAGE)
     view = nms_view(common.read_image(image_path), model_name, score, nms_iou, class_name, step)
     return (
         view.figure, view.rows, view.note,
@@ -227,7 +228,7 @@ def _nms_next(image_path, model_name, score, nms_iou, class_name, step):
 @common.user_errors
 def _compare_ui(image_path, model_a, model_b, score):
     if not image_path:
-        raise ValueError("Pick or upload an image first.")
+        raise ValueError(NO_IMAGE)
     return compare(common.read_image(image_path), model_a, model_b, score)
 
 

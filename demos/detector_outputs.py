@@ -101,30 +101,6 @@ def coco_results(detections: Detections, image_size: tuple[int, int], file_name:
     return {"images": [{"id": 1, "file_name": file_name, "width": width, "height": height}], "categories": categories, "annotations": annotations}
 
 
-def model_picked(model_name: str) -> str:
-    """The card of a newly picked model; if its weights are not here, one warning that says how to get them.
-
-    Picking such a model must not fail: every control keeps working, and the redraw that follows
-    the pick (``unusable_outputs``) stays quiet, so the page shows this one message, not one per handler.
-    """
-    note = common.missing_weights_note(model_name)
-    if note:
-        gr.Warning(f"{models.spec(model_name).title} cannot run here. {note.replace('`', '')}")  # a toast shows no Markdown
-    return common.model_card_markdown(model_name)
-
-
-def unusable_outputs(model_name: str, count: int) -> tuple | None:
-    """A redraw's outputs when ``model_name``'s weights are not here: emptied, the summary saying why; None when they are.
-
-    The redraws (a control moved, a model picked) are private: the card already says how to get the
-    weights, so they clear the previous model's result instead of raising a second message.
-    """
-    if models.spec(model_name).availability().usable:
-        return None
-    summary = f"No result: the weights of {models.spec(model_name).title} are not on this machine (see the model card)."
-    return (None, summary, *([None] * (count - 2)))
-
-
 def live_frame(
     frame: np.ndarray | None, model_name: str, score_threshold: float, render: Callable[[Image.Image, Detections], Image.Image]
 ) -> Image.Image | None:

@@ -204,7 +204,7 @@ def _model_changed(model_name: str):
     tier = DEFAULTS[spec.tier]
     prompt = LOCAL_PROMPT if spec.tier == "local" else PHOTO_PROMPT
     return (
-        common.model_card_markdown(model_name),
+        common.model_picked(model_name),
         gr.update(maximum=tier["max_steps"], value=tier["steps"]),
         tier["guidance"],
         prompt,

@@ -165,7 +165,7 @@ def _redraw(image_path, model_name, score, mask_threshold, show_masks, show_boxe
     """Redraw after a control moves or a model is picked (the masks are cached); with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 6
-    if unusable := detector_outputs.unusable_outputs(model_name, 6):
+    if unusable := common.unusable_outputs(model_name, 6):
         return unusable
     return _instances_ui(image_path, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress)
 
@@ -214,7 +214,7 @@ def build() -> None:
     )
     common.clear_on_failure(redraw, outputs)
     # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
-    picked = model.change(common.user_errors(detector_outputs.model_picked), model, card, api_visibility="private")
+    picked = model.change(common.user_errors(common.model_picked), model, card, api_visibility="private")
     common.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
 
     with gr.Accordion("Semantic versus instance segmentation", open=False):

@@ -17,6 +17,7 @@ from models.detection import Detections, select
 from models.pose import keypoint_heatmaps
 
 from . import common, detector_outputs, drawing, scene_truth, scenes
+from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
 TITLE = "Pose"
@@ -154,7 +155,7 @@ def _redraw(image_path, model_name, score, keypoint_threshold, max_people, progr
     """Redraw after a control moves or a model is picked; with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 5
-    if unusable := detector_outputs.unusable_outputs(model_name, 5):
+    if unusable := common.unusable_outputs(model_name, 5):
         return unusable
     return _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress)
 
@@ -163,13 +164,13 @@ def _redraw(image_path, model_name, score, keypoint_threshold, max_people, progr
 def _model_changed(model_name: str):
     """A new model: its keypoints in the picker and its card, read without loading it (its weights need not be here)."""
     names = models.spec(model_name).labels.keypoints
-    return gr.update(choices=names, value=names[0] if names else None), detector_outputs.model_picked(model_name)
+    return gr.update(choices=names, value=names[0] if names else None), common.model_picked(model_name)
 
 
 @common.user_errors
 def _heatmap_ui(image_path, model_name, score, person, keypoint):
     if not image_path:
-        raise ValueError("Pick or upload an image first.")
+        raise ValueError(NO_IMAGE)
     return heatmap_view(common.read_image(image_path), model_name, score, int(person), keypoint)
 
 

@@ -330,6 +330,6 @@ def build() -> None:
     inputs, outputs = [image, model, k, uploads], [found, table, note]
     common.on_new_input(_retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
     common.clear_on_failure(k.release(_retrieve_ui, inputs, outputs, api_visibility="private"), outputs)
-    model.change(common.model_card_markdown, model, card, api_visibility="private")
+    model.change(common.model_picked, model, card, api_visibility="private")
     common.clear_on_failure(draw.click(_map_ui, [image, model, method], space, api_visibility="private"), [space])
     probe.click(_probe_ui, None, [probes, protocol], api_visibility="private")

@@ -226,7 +226,7 @@ def build() -> None:
     )
     common.clear_on_failure(redraw, outputs)
     overlay.change(_truth_ui, inputs, [truth, truth_notes], api_visibility="private", show_progress="hidden")
-    model.change(common.model_card_markdown, model, card, api_visibility="private")
+    model.change(common.model_picked, model, card, api_visibility="private")
 
     with gr.Accordion("Inside the U-Net: encoder and decoder feature maps", open=False):
         gr.Markdown(

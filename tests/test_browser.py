@@ -470,20 +470,28 @@ def test_diffusion_tab_in_a_browser(app_url, session):
 
 
 @pytest.mark.parametrize(
-    "tab, button, model",
+    "tab, button, model, example",
     [
-        ("Object detection", "Detect", "Faster R-CNN ResNet-50 FPN v2"),
-        ("Pose", "Estimate pose", "Keypoint R-CNN ResNet-50 FPN"),
-        ("Instance segmentation", "Segment instances", "Mask R-CNN ResNet-50 FPN v2"),
+        ("Semantic segmentation", "Segment", "DeepLabV3 ResNet-50", "shapesworld-"),
+        ("Object detection", "Detect", "Faster R-CNN ResNet-50 FPN v2", "shapesworld-"),
+        ("Pose", "Estimate pose", "Keypoint R-CNN ResNet-50 FPN", "shapesworld-"),
+        ("Instance segmentation", "Segment instances", "Mask R-CNN ResNet-50 FPN v2", "shapesworld-"),
+        ("Captions and questions", "Caption", "BLIP base captioning", "shapesworld-"),
+        ("CLIP zero-shot", "Classify", "OpenCLIP ViT-B/16 (LAION-2B)", "shapesworld-object-"),
+        ("Self-supervised retrieval", "Find neighbours", "DINOv2 ViT-S/14 (self-supervised)", "query-object-"),
+        ("Text to image", "Generate", "SD-Turbo (512x512, 1-4 steps, non-commercial licence)", None),
     ],
 )
-def test_picking_a_model_without_weights_in_a_browser(app_url, session, tab, button, model):
+def test_picking_a_model_without_weights_in_a_browser(app_url, session, tab, button, model, example):
     """A pretrained model whose weights are not here (offline, not planted), picked after a result: one message, no
     control turns into an error badge, and the card names the picked model and how to get its weights."""
     context, recorder = session
     page, panel = open_tab(context, recorder, app_url, tab, button)
     with screenshot_on_failure(page, f"browser-unavailable-{button.split()[0].lower()}-failure.png"):
-        click_example(panel, "shapesworld-")
+        if example:
+            picture = panel.locator(f"img[src*='/{example}']").first  # a gallery item, or a table row with several inputs
+            expect(picture).to_be_visible(timeout=UI_MS)
+            picture.click()
         expect(page.locator("[data-testid=status-tracker]").filter(has_text="processing")).to_have_count(0, timeout=PREDICT_MS)
         choose_model(panel, model)
         expect(panel.get_by_text("python -m models prefetch").first).to_be_visible(timeout=UI_MS)  # the card
