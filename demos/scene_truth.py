@@ -20,8 +20,7 @@ from torchmetrics.detection import MeanAveragePrecision
 import models
 import shapesworld
 from models.detection import Detections, select
-from models.training.detection import skeleton_indices
-from models.training.pose import pck
+from models.pose import pck
 
 from . import common, detector_outputs, drawing, scenes
 
@@ -53,7 +52,7 @@ def draw_keypoints_truth(scene: shapesworld.Scene) -> Image.Image:
     keypoints = np.stack([p.keypoints for p in people])
     scale = canvas.width / scene.image.shape[1]
     visible = keypoints[..., 2] == shapesworld.vocab.VISIBLE
-    return drawing.draw_skeletons(canvas, keypoints[..., :2] * scale, visible, skeleton_indices(), colours)
+    return drawing.draw_skeletons(canvas, keypoints[..., :2] * scale, visible, list(shapesworld.SKELETON_INDICES), colours)
 
 
 def to_shapesworld_labels(detections: Detections) -> np.ndarray:

@@ -8,9 +8,9 @@ Splits are seed ranges (``SPLITS``), so "unseen scenes" is just a seed outside `
 
 from .language import QA, QUESTION_TYPES
 from .scene import Scene, SceneObject, generate, single_object
-from .vocab import CLASSES, COLOURS, KEYPOINTS, PERSON, SHAPES, SIZES, SKELETON, SPLITS
+from .vocab import CLASSES, COLOURS, KEYPOINTS, PERSON, SHAPES, SIZES, SKELETON, SKELETON_INDICES, SPLITS
 
 __all__ = [
     "CLASSES", "COLOURS", "KEYPOINTS", "PERSON", "QA", "QUESTION_TYPES", "SHAPES", "SIZES", "SKELETON",
-    "SPLITS", "Scene", "SceneObject", "generate", "single_object",
+    "SKELETON_INDICES", "SPLITS", "Scene", "SceneObject", "generate", "single_object",
 ]

@@ -45,6 +45,9 @@ SKELETON: tuple[tuple[str, str], ...] = (
 )
 """Limbs drawn between keypoints; also what a pose overlay connects."""
 
+SKELETON_INDICES: tuple[tuple[int, int], ...] = tuple((KEYPOINTS.index(a), KEYPOINTS.index(b)) for a, b in SKELETON)
+"""The same limbs as pairs of indices into KEYPOINTS (what drawing code and COCO files take)."""
+
 # Keypoint visibility, as in COCO: 0 = outside the image, 1 = hidden behind something, 2 = visible.
 NOT_IN_IMAGE, OCCLUDED, VISIBLE = 0, 1, 2
 

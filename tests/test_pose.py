@@ -24,7 +24,7 @@ import shapesworld
 from demos import detector_outputs, drawing, pose, scene_truth, scenes
 from models.detection import select
 from models.pose import keypoint_heatmaps
-from models.training.pose import pck
+from models.pose import pck
 from shapesworld.vocab import NOT_IN_IMAGE, OCCLUDED, VISIBLE
 from tests.test_detection import PHOTO, UNSEEN, _assert_same_detections, assert_card_says_how_to_get_the_weights, no_pretrained_weights  # noqa: F401 (a fixture)
 from tests.test_instances import loads_through_torchvision, match_by_box, planted, threshold_inside

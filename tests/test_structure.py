@@ -12,16 +12,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("app", "settings", "demos", "models", "shapesworld", "hosting", "bench")  # modules and packages at the top
 
-KNOWN_DEMO_BREACHES = {
-    # Issue 23: tabs that still reach into training code or build networks themselves. Each entry
-    # goes when its tab takes what it needs from an inference module; none may be added. The
-    # CLIP tab appears under both its old and its new module name.
-    ("demos.classify", "models.training.retrieval"),
-    ("demos.clip", "models.training.retrieval"),
-    ("demos.scene_truth", "models.training.detection"),
-    ("demos.scene_truth", "models.training.pose"),
-}
-
 
 def module_files() -> dict[str, Path]:
     """Every project module by dotted name (a package by its own name, for its ``__init__.py``)."""
@@ -147,36 +137,26 @@ def test_no_import_cycle_among_the_project_modules():
     assert not found, "import cycles (function-level imports count):\n" + "\n".join(found)
 
 
-def _breaches(allowed: set[tuple[str, str]], source: str, forbidden: tuple[str, ...], modules: dict[str, Path]) -> list[str]:
+def _breaches(source: str, forbidden: tuple[str, ...], modules: dict[str, Path]) -> list[str]:
+    """Each import by a module of ``source`` (a package) of a module under one of ``forbidden``."""
     found = []
     for module, path in modules.items():
         if module != source and not module.startswith(source + "."):
             continue
         for name in sorted(imported_names(module, path, set(modules))):
             target = next((f for f in forbidden if name == f or name.startswith(f + ".")), None)
-            if target and (module, name) not in allowed and not any(name.startswith(a + ".") for m, a in allowed if m == module):
+            if target:
                 found.append(f"{module} imports {name}")
     return found
 
 
 def test_tabs_ask_inference_modules_never_training_code_or_networks():
-    found = _breaches(KNOWN_DEMO_BREACHES, "demos", ("models.training", "models.nets"), module_files())
+    found = _breaches("demos", ("models.training", "models.nets"), module_files())
     assert not found, "\n".join(found)
 
 
-def test_the_known_breaches_are_still_there_so_the_list_only_shrinks():
-    """An entry whose import is gone must leave the list, so it cannot let a new one back in (a renamed module's old name aside)."""
-    files = module_files()
-    stale = [
-        f"{m} -> {t}"
-        for m, t in sorted(KNOWN_DEMO_BREACHES)
-        if m in files and not any(n == t or n.startswith(t + ".") for n in imported_names(m, files[m], set(files)))
-    ]
-    assert not stale, "no longer imported; remove from KNOWN_DEMO_BREACHES: " + ", ".join(stale)
-
-
 def test_models_never_import_gradio():
-    found = _breaches(set(), "models", ("gradio",), module_files())
+    found = _breaches("models", ("gradio",), module_files())
     assert not found, "\n".join(found)
 
 

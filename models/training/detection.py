@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-import numpy as np
 import torch
 from PIL import Image
 from torchmetrics.detection import MeanAveragePrecision
@@ -54,12 +53,8 @@ class Recipe:
 
     def wrap(self, network: torch.nn.Module) -> Detector:
         """The app's own wrapper around a network being trained, for scoring it."""
-        keypoints = dict(keypoint_names=list(shapesworld.KEYPOINTS), skeleton=skeleton_indices()) if self.num_keypoints else {}
+        keypoints = dict(keypoint_names=list(shapesworld.KEYPOINTS), skeleton=list(shapesworld.SKELETON_INDICES)) if self.num_keypoints else {}
         return Detector(network.eval(), list(self.classes), **keypoints)
-
-
-def skeleton_indices() -> list[tuple[int, int]]:
-    return [(shapesworld.KEYPOINTS.index(a), shapesworld.KEYPOINTS.index(b)) for a, b in shapesworld.SKELETON]
 
 
 RECIPES = {
@@ -136,7 +131,7 @@ def fit(
     classes = list(recipe.classes)
     card_base = {"config": config.to_dict(), "classes": classes}
     if recipe.num_keypoints:
-        card_base |= {"keypoints": list(shapesworld.KEYPOINTS), "skeleton": skeleton_indices()}
+        card_base |= {"keypoints": list(shapesworld.KEYPOINTS), "skeleton": list(shapesworld.SKELETON_INDICES)}
     for step in range(1, steps + 1):
         network.train()
         images, targets = scene_batch(range(first + (step - 1) * recipe.batch, first + step * recipe.batch), size, recipe)

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torchmetrics.detection import MeanAveragePrecision
-from torchvision.ops import box_iou
 
 import shapesworld
 from models.detection import RawDetections, select
+from models.pose import pck
 
 from .detection import TEST_SEED, Recipe, fit
 
@@ -35,37 +35,6 @@ def keypoint_targets(scene: shapesworld.Scene) -> dict[str, torch.Tensor]:
         "labels": torch.ones(len(people), dtype=torch.int64),
         "keypoints": torch.from_numpy(keypoints),
     }
-
-
-def pck(
-    true_boxes: np.ndarray, true_keypoints: np.ndarray, pred_boxes: np.ndarray, pred_keypoints: np.ndarray, alpha: float = 0.1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per visible true keypoint: found (bool) and its keypoint index, for one image.
-
-    Each true person is matched to the unused prediction with the highest box IoU (at least 0.5;
-    predictions come best-score first); an unmatched person's keypoints all count as missed. A
-    keypoint is found when it lies within ``alpha`` x the true box's longer side of the truth.
-    """
-    found, which = [], []
-    ious = box_iou(torch.from_numpy(true_boxes).float(), torch.from_numpy(pred_boxes).float()).numpy() if len(pred_boxes) else None
-    used: set[int] = set()
-    for t, (box, keypoints) in enumerate(zip(true_boxes, true_keypoints)):
-        visible = np.flatnonzero(keypoints[:, 2] == shapesworld.vocab.VISIBLE)
-        match = None
-        if ious is not None:
-            for p in np.argsort(-ious[t], kind="stable"):
-                if ious[t, p] >= 0.5 and int(p) not in used:
-                    match = int(p)
-                    break
-        if match is None:
-            found.extend([False] * len(visible))
-        else:
-            used.add(match)
-            limit = alpha * max(box[2] - box[0], box[3] - box[1])
-            distance = np.linalg.norm(pred_keypoints[match, visible, :2] - keypoints[visible, :2], axis=1)
-            found.extend((distance <= limit).tolist())
-        which.extend(visible.tolist())
-    return np.array(found, bool), np.array(which, int)
 
 
 def evaluate(detector: Callable[[Image.Image], RawDetections], seed: int = TEST_SEED, count: int = 500, size: int = 128) -> dict:
