@@ -23,7 +23,8 @@ import models
 import shapesworld
 from demos import captioning as tab
 from demos import common
-from models.captioning import Answerer, Captioner, Decoding
+from models.captioning import Answerer, Captioner
+from models.decoding import Decoding
 
 from .report import ms, section
 from .stats import Samples, seconds

@@ -17,10 +17,8 @@ from PIL import Image
 
 import models
 import shapesworld
-from models.captioning import (
-    DECODING_METHODS, MAX_NEW_TOKENS, MAX_SEQUENCES, Answerer, Captioner, Decoding, Explanation, Generated, longest_caption,
-)
-from models.captioning import names_only_what_is_there
+from models.captioning import Answerer, Captioner, Explanation, longest_caption, names_only_what_is_there
+from models.decoding import DECODING_METHODS, MAX_NEW_TOKENS, MAX_SEQUENCES, Decoding, Generated
 from shapesworld.language import captions_for
 
 from . import common, drawing, scenes, tables

@@ -1,7 +1,7 @@
 """Captioning and visual question answering: one wrapper per job for both tiers, and specs().
 
 Every captioner decodes through transformers' own ``generate`` (greedy, beam search, nucleus
-sampling): BLIP's ``BlipForConditionalGeneration.generate`` for the pretrained and the tiny BLIP,
+sampling; the settings in ``models/decoding.py``): BLIP's ``BlipForConditionalGeneration.generate`` for the pretrained and the tiny BLIP,
 ``GenerationMixin.generate`` for the CNN-LSTM. Every answerer is ``BlipForQuestionAnswering``.
 Inputs go through the model's own processor and tokenizer, as transformers documents:
 
@@ -11,126 +11,32 @@ Inputs go through the model's own processor and tokenizer, as transformers docum
 
 What a student looks inside comes from re-running the chosen text through the same modules with
 the image: each step's next-token distribution (``explain``), and where the model looked for each
-word (a Grad-CAM on the last cross-attention over the image patches, as BLIP's own authors map
-their model: the attention weighted by how much the word's log-probability depends on it).
+word (a Grad-CAM on the last cross-attention over the image patches, ``models/gradcam.py``, as BLIP's
+own authors map their model: the attention weighted by how much the word's log-probability depends on it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import LogitsProcessorList
 
 import shapesworld
 from shapesworld.language import named_objects
 
+from .decoding import MAX_NEW_TOKENS, Decoding, Generated, StepObserver, seeded, stream
+from .gradcam import gradcam, patch_grid
 from .sources import HuggingFaceWeights, LocalWeights, WeightsUnavailable
 from .spec import ModelSpec, local_spec
-from .streaming import Stopped, stream_steps
 
-DECODING_METHODS = ("greedy", "beam search", "nucleus sampling")
-MAX_SEQUENCES = 8
-MAX_NEW_TOKENS = 60
 TOP_K_SHOWN = 5
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """How to pick each next token; ``count`` sequences (beam search: the best ``count`` beams)."""
-
-    method: str = "greedy"
-    beams: int = 3
-    top_p: float = 0.9
-    temperature: float = 1.0
-    max_tokens: int = 20
-    count: int = 1
-    seed: int = 0
-
-    def check(self) -> None:
-        """Raise ValueError with a message a user can act on, before any work starts."""
-        if self.method not in DECODING_METHODS:
-            raise ValueError(f"Unknown decoding method {self.method!r}; pick one of {', '.join(DECODING_METHODS)}.")
-        if not 1 <= self.max_tokens <= MAX_NEW_TOKENS:
-            raise ValueError(f"Maximum length must be between 1 and {MAX_NEW_TOKENS} tokens (got {self.max_tokens}).")
-        if not 1 <= self.count <= MAX_SEQUENCES:
-            raise ValueError(f"Number of captions must be between 1 and {MAX_SEQUENCES} (got {self.count}).")
-        if self.method == "beam search" and not self.count <= self.beams <= 16:
-            raise ValueError(f"Beam search keeps {self.beams} beams, so it can return at most that many captions; the beam width must be 1 to 16 and at least the number of captions ({self.count}).")
-        if self.method == "nucleus sampling" and not (0 < self.top_p <= 1 and 0 < self.temperature <= 5):
-            raise ValueError("Nucleus sampling needs 0 < top-p <= 1 and 0 < temperature <= 5.")
-
-    @property
-    def sequences(self) -> int:
-        """Greedy decoding has exactly one answer, however many are asked for."""
-        return 1 if self.method == "greedy" else self.count
-
-    def within(self, limit: int, reason: str) -> tuple[Decoding, list[str]]:
-        """This decoding with at most ``limit`` new tokens, and a notice saying why when that lowers the asked length."""
-        if self.max_tokens <= limit:
-            return self, []
-        return dataclasses.replace(self, max_tokens=limit), [f"Maximum length lowered from {self.max_tokens} to {limit} tokens: {reason}."]
-
-    def generate_kwargs(self) -> dict:
-        """The ``generate`` arguments of this method, as transformers' generation guide names them."""
-        common = {"max_new_tokens": self.max_tokens, "num_return_sequences": self.sequences}
-        if self.method == "beam search":
-            return common | {"num_beams": self.beams, "do_sample": False, "early_stopping": True}
-        if self.method == "nucleus sampling":
-            return common | {"do_sample": True, "top_p": self.top_p, "temperature": self.temperature, "top_k": 0, "num_beams": 1}
-        return common | {"do_sample": False, "num_beams": 1}
-
-
-_SAMPLING = threading.Lock()
-
-
-@contextlib.contextmanager
-def seeded(decoding: Decoding) -> Iterator[None]:
-    """Sampling draws from torch's global generator (``generate`` takes no other): seed it, one sampler at a time.
-
-    Otherwise two users sampling at once would draw from each other's stream, and the same seed
-    would not give the same captions.
-    """
-    if decoding.method != "nucleus sampling":
-        yield
-        return
-    with _SAMPLING:
-        torch.manual_seed(decoding.seed)
-        yield
-
-
-class StepObserver(LogitsProcessor):
-    """Hands every decoding step's sequences so far to ``callback``; leaves the scores untouched.
-
-    A logits processor is ``generate``'s documented hook into each step, for every method (with
-    beam search, the sequences are the live beams, best first after the first step).
-    """
-
-    def __init__(self, callback: Callable[[torch.LongTensor], None]) -> None:
-        self.callback = callback
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        self.callback(input_ids)
-        return scores
-
-
-@dataclass
-class Generated:
-    """Decoded texts (``count`` per image, in order) and their token ids (special tokens included)."""
-
-    texts: list[str]
-    ids: list[list[int]]
-    notices: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 @dataclass
@@ -152,36 +58,6 @@ class Explanation:
     def parted_ways(self) -> list[int]:
         """Steps where the text did not take the single most likely token (where greedy would differ)."""
         return [i for i, s in enumerate(self.steps) if s.top and s.token != s.top[0][0]]
-
-
-def gradcam(attentions: torch.Tensor, gradients: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
-    """Grad-CAM on a cross-attention map: (heads, queries, 1 + patches) -> (queries, grid_h, grid_w).
-
-    Each query's map is the heads' mean of attention x positive gradient, the ViT's [CLS] slot
-    dropped, scaled to [0, 1] (an all-zero map stays zero).
-    """
-    weighted = (attentions * gradients.clamp(min=0)).mean(0)[:, 1:]
-    maps = weighted.reshape(-1, *grid).float()
-    peak = maps.flatten(1).amax(1).clamp(min=1e-12)[:, None, None]
-    return (maps / peak).cpu().numpy()
-
-
-def stream(run: Callable[[Callable[[torch.LongTensor], None]], Generated], decode: Callable[[torch.LongTensor], list[str]]) -> Iterator[list[str] | Generated]:
-    """Run ``run(on_step)`` on a thread; yield the decoded partial texts after each step, then the result.
-
-    A stream closed before its end stops ``generate`` at its next step.
-    """
-
-    def observed(emit: Callable[[list[str]], None], stopped: threading.Event) -> Generated:
-        def on_step(ids: torch.LongTensor) -> None:
-            if stopped.is_set():
-                raise Stopped
-            emit(decode(ids))
-
-        return run(on_step)
-
-    result = yield from stream_steps(observed, name="caption-stream")
-    yield result
 
 
 class _ImageToText(nn.Module):
@@ -324,7 +200,7 @@ class Captioner(_ImageToText):
             log_probs = out.logits[0, :-1].float().log_softmax(-1)
             target = log_probs.gather(1, ids[0, 1:, None]).sum()
             (gradients,) = torch.autograd.grad(target, attention)
-        grid = _patch_grid(self.network.config.vision_config)
+        grid = patch_grid(self.network.config.vision_config)
         heatmaps = gradcam(attention[0].detach(), gradients[0], grid)[:-1]  # query t predicts token t + 1
         return Explanation(self._steps(out.logits[0].detach(), ids[0]), heatmaps)
 
@@ -416,7 +292,7 @@ class Answerer(_ImageToText):
             answers = self.answer_ids([answer])
             target = self._answer_log_probs(encoded.last_hidden_state, answers).sum()
             (gradients,) = torch.autograd.grad(target, attention)
-        maps = gradcam(attention[0].detach(), gradients[0], _patch_grid(self.network.config.vision_config))
+        maps = gradcam(attention[0].detach(), gradients[0], patch_grid(self.network.config.vision_config))
         combined = maps.sum(0)
         return combined / max(float(combined.max()), 1e-12)
 
@@ -429,11 +305,6 @@ def _without_padding(ids: torch.Tensor, pad: int) -> list[list[int]]:
             row.pop()
         rows.append(row)
     return rows
-
-
-def _patch_grid(vision_config) -> tuple[int, int]:
-    side = vision_config.image_size // vision_config.patch_size
-    return side, side
 
 
 def names_only_what_is_there(caption: str, objects: list) -> bool:

@@ -13,7 +13,9 @@ import shapesworld
 import gradio as gr
 from demos import captioning as tab
 from demos import common, scenes
-from models.captioning import MAX_NEW_TOKENS, Decoding, Explanation, Generated, Step, gradcam, longest_caption, names_only_what_is_there
+from models.captioning import Explanation, Step, longest_caption, names_only_what_is_there
+from models.decoding import MAX_NEW_TOKENS, Decoding, Generated
+from models.gradcam import gradcam
 from models.nets.captioning import MAX_TEXT_TOKENS, shapes_tokenizer
 from models.sources import Availability, WeightsUnavailable
 from models.training import captioning as training

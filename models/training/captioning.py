@@ -38,7 +38,8 @@ from PIL import Image
 from transformers import BlipForConditionalGeneration, BlipForQuestionAnswering
 
 import shapesworld
-from models.captioning import Answerer, Captioner, Decoding, names_only_what_is_there
+from models.captioning import Answerer, Captioner, names_only_what_is_there
+from models.decoding import Decoding
 from models.nets.captioning import (
     IMAGE_SIZE,
     PATCH_SIZE,
