@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     limit_heap_growth()
     import gradio as gr
 
-    from demos import common, tables
+    from demos import files, tables
+    from hosting import sweep
 
     if args.prefetch:
         prefetch_defaults()
@@ -234,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     def examples_in_gradio_cache() -> set[str]:  # the files Gradio itself never deletes
         return {str(f) for block in app.blocks.values() for f in getattr(block, "keep_in_cache", ())}
 
-    folders = [common.OUTPUT_DIR, Path(get_upload_folder())]
-    common.prune_old_files_every(folders, *cache_schedule(args.cache_age_min), keep=examples_in_gradio_cache)
+    folders = [files.OUTPUT_DIR, Path(get_upload_folder())]
+    sweep.prune_old_files_every(folders, *cache_schedule(args.cache_age_min), files.examples_folder(), keep=examples_in_gradio_cache)
     app.queue(default_concurrency_limit=2, max_size=args.queue_size)
     import hosting
 

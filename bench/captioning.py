@@ -22,7 +22,7 @@ from PIL import Image
 import models
 import shapesworld
 from demos import captioning as tab
-from demos import common
+from demos.examples import example_images
 from models.captioning import Answerer, Captioner
 from models.decoding import Decoding
 
@@ -64,7 +64,7 @@ def measure(local_repeats: int = 30, pretrained_repeats: int = 3) -> CaptioningB
     bench = CaptioningBench()
     scene = shapesworld.generate(shapesworld.SPLITS["test"].start + 11)
     image = Image.fromarray(scene.image)
-    path = next(p for p in common.example_images() if "shapesworld" in p)
+    path = next(p for p in example_images() if "shapesworld" in p)
     for name in LOCAL:
         if not models.spec(name).availability().usable:
             continue

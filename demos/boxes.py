@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from . import common, drawing
+from . import drawing, errors, picker, wiring
 
 KEPT, SUPPRESSED, WAITING = (40, 170, 60), (220, 40, 40), (150, 150, 150)
 INTERSECTION = (245, 140, 20)
@@ -170,7 +170,7 @@ def explain_iou(box_a: str, box_b: str) -> tuple[Image.Image, str]:
         f"area(A) = {_area(a):g}, area(B) = {_area(b):g}  \n"
         f"intersection = **{parts.intersection:g}** (orange) · union = area(A) + area(B) − intersection = **{parts.union:g}**  \n"
         f"**IoU = {parts.intersection:g} / {parts.union:g} = {parts.iou:.3f}**. "
-        + common.no_autolink(
+        + picker.no_autolink(
             "A detection counts as correct at mAP@0.5 when its IoU with a true box is at least 0.5; mAP@[0.5:0.95] "
             "averages over thresholds 0.5, 0.55, …, 0.95, so it rewards tight boxes."
         )
@@ -188,6 +188,6 @@ def build_iou_panel() -> None:
         with gr.Row():
             figure = gr.Image(label="A, B and their intersection", type="pil", format="png", interactive=False, height=260)
             text = gr.Markdown()
-        explain = common.user_errors(explain_iou)
+        explain = errors.user_errors(explain_iou)
         computed = gr.on([show.click, box_a.submit, box_b.submit], explain, [box_a, box_b], [figure, text], api_visibility="private")
-        common.clear_on_failure(computed, [figure, text])  # no stale "IoU = ..." beside the error
+        wiring.clear_on_failure(computed, [figure, text])  # no stale "IoU = ..." beside the error

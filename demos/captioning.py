@@ -21,7 +21,8 @@ from models.captioning import Answerer, Captioner, Explanation, longest_caption,
 from models.decoding import DECODING_METHODS, MAX_NEW_TOKENS, MAX_SEQUENCES, Decoding, Generated
 from shapesworld.language import captions_for
 
-from . import common, drawing, scenes, tables
+from . import common, drawing, errors, picker, scenes, tables, wiring
+from .examples import example_images
 from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
@@ -172,7 +173,7 @@ def notes_markdown(result: Generated, model_name: str, what: str, extra: list[st
 # ---------------------------------------------------------------- UI
 
 
-@common.user_errors(gpu_seconds=30)
+@errors.user_errors(gpu_seconds=30)
 def _caption_ui(
     image_path: str, model_name: str, prefix: str, method: str, beams: int, top_p: float, temperature: float,
     max_tokens: int, count: int, seed: int, progress: gr.Progress = gr.Progress(),
@@ -231,7 +232,7 @@ def _word_heatmap(image_path: str | None, heatmaps: np.ndarray | None, step: int
     return drawing.heat_overlay(common.read_image(image_path), heatmaps[int(step)], scale=HEAT_SCALE)
 
 
-@common.user_errors(gpu_seconds=30)
+@errors.user_errors(gpu_seconds=30)
 def _answer_ui(image_path: str, model_name: str, question: str, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Answer a question about an image; the answer streams in, then the top-5 answers and where the model looked.
 
@@ -273,7 +274,7 @@ def _length_slider(model_name: str, length: int | None):
 def _caption_model_changed(model_name: str, length: int | None):
     spec = models.spec(model_name)
     prefix = gr.update(interactive=True, placeholder="a picture of" if spec.tier == "pretrained" else "a large")
-    return common.model_picked(model_name), prefix, _length_slider(model_name, length)
+    return picker.model_picked(model_name), prefix, _length_slider(model_name, length)
 
 
 def build() -> None:
@@ -288,11 +289,11 @@ def build() -> None:
         with gr.Column(scale=1):
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             new_scene = scenes.new_scene_button()
-            examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+            examples = gr.Examples(example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
         with gr.Column(scale=1):
             mode = gr.Radio(list(MODES), value="Caption", label="Mode", show_label=False)
             with gr.Column(visible=True) as caption_side:
-                model = common.model_picker(TASK)
+                model = picker.model_picker(TASK)
                 prefix = gr.Textbox("", label="Caption starts with (optional)", placeholder="a picture of")
                 method = gr.Radio(list(DECODING_METHODS), value="greedy", label="Decoding")
                 with gr.Row():
@@ -310,9 +311,9 @@ def build() -> None:
                 captions = gr.Textbox(label="Captions", lines=3, interactive=False)
                 truth = gr.Markdown(label=GROUND_TRUTH)
                 notes = gr.Markdown(label="Notes")
-                card = gr.Markdown(common.model_card_markdown(model.value))
+                card = gr.Markdown(picker.model_card_markdown(model.value))
             with gr.Column(visible=False) as ask_side:
-                vqa_model = common.model_picker(ANSWER_TASK, label="Answering model")
+                vqa_model = picker.model_picker(ANSWER_TASK, label="Answering model")
                 question = gr.Textbox("what colour is the circle?", label="Question", max_length=MAX_QUESTION_CHARS)
                 gr.Examples([[q] for q in SHAPES_QUESTIONS], inputs=question, label="Questions the local model knows")
                 ask = gr.Button("Answer", variant="primary")
@@ -324,7 +325,7 @@ def build() -> None:
                 )
                 answer_truth_md = gr.Markdown(label=GROUND_TRUTH)
                 answer_notes = gr.Markdown(label="Notes")
-                vqa_card = gr.Markdown(common.model_card_markdown(vqa_model.value))
+                vqa_card = gr.Markdown(picker.model_card_markdown(vqa_model.value))
     with gr.Column(visible=True) as caption_panels:
         with gr.Accordion("Decoding, step by step (first caption)", open=True):
             gr.Markdown(
@@ -350,10 +351,10 @@ def build() -> None:
 
     caption_inputs = [image, model, prefix, method, beams, top_p, temperature, max_tokens, count, seed]
     caption_outputs = [captions, notes, steps, word, heat, truth, heatmaps]
-    common.on_new_input(
+    wiring.on_new_input(
         _caption_ui, caption_inputs, caption_outputs, button=run, image=image, examples=examples, api_name=ENDPOINT, new_scene=new_scene
     )
-    common.clear_on_failure(prefix.submit(_caption_ui, caption_inputs, caption_outputs, api_visibility="private"), caption_outputs)
+    wiring.clear_on_failure(prefix.submit(_caption_ui, caption_inputs, caption_outputs, api_visibility="private"), caption_outputs)
     word.input(_word_heatmap, [image, heatmaps, word], heat, api_visibility="private")
     # Quick UI updates skip the queue, where each counts against a page's share (a page load already sends many).
     model.change(_caption_model_changed, [model, max_tokens], [card, prefix, max_tokens], api_visibility="private")
@@ -363,16 +364,16 @@ def build() -> None:
 
     answer_inputs, answer_outputs = [image, vqa_model, question], [answer, top, answer_heat, answer_notes, answer_truth_md]
     events = [
-        ask.click(common.named_endpoint(_answer_ui, ANSWER_ENDPOINT), answer_inputs, answer_outputs, api_name=ANSWER_ENDPOINT),
+        ask.click(wiring.named_endpoint(_answer_ui, ANSWER_ENDPOINT), answer_inputs, answer_outputs, api_name=ANSWER_ENDPOINT),
         question.submit(_answer_ui, answer_inputs, answer_outputs, api_visibility="private"),
     ]
     for event in events:
-        common.clear_on_failure(event, answer_outputs)
+        wiring.clear_on_failure(event, answer_outputs)
     # A new image makes the shown answer stale: clear it (the caption side reruns on its own), and
     # list a ShapesWorld scene's questions, to pick one from.
     stale = answer_outputs[:-1]
-    image.change(None, None, stale, js=common.empty_outputs_js(stale), api_visibility="private", show_progress="hidden")
+    image.change(None, None, stale, js=wiring.empty_outputs_js(stale), api_visibility="private", show_progress="hidden")
     image.change(
         lambda path: answer_truth(scenes.scene_of(path)), image, answer_truth_md, api_visibility="private", show_progress="hidden", queue=False
     )
-    vqa_model.change(common.model_picked, vqa_model, vqa_card, api_visibility="private")
+    vqa_model.change(picker.model_picked, vqa_model, vqa_card, api_visibility="private")

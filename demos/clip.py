@@ -21,7 +21,8 @@ import shapesworld
 from models.clip import DEFAULT_TEMPLATES, TooManyPrompts, ZeroShotResult, check_prompt_count, suggested_templates, zero_shot
 from models.retrieval import label_of
 
-from . import common, drawing, scenes, tables
+from . import common, drawing, errors, picker, scenes, tables, wiring
+from .examples import example_images
 from .inputs import BadInput
 from .upload import UploadedImage
 
@@ -233,7 +234,7 @@ def _scene_warning(image_path: str | None, model_name: str) -> list[str]:
     return []
 
 
-@common.user_errors
+@errors.user_errors
 def _classify_ui(
     image_path: str | None, more: list[str] | None = None, labels_text: str = SHAPE_LABELS, use_templates: bool = True,
     templates_text: str = DEFAULT_TEMPLATES[0], temperature: float = 0.0, model_name: str = LOCAL_MODEL,
@@ -282,7 +283,7 @@ def _rerun(*args, progress: gr.Progress = gr.Progress()):
     """Re-classify after a control changes (text embeddings are cached); with no image, do nothing."""
     if not args[0] and not args[1]:
         return (gr.skip(),) * 6
-    if unusable := common.unusable_outputs(args[6], 6):  # the card already says how to get the weights
+    if unusable := picker.unusable_outputs(args[6], 6):  # the card already says how to get the weights
         return unusable
     return _classify_ui(*args, progress=progress)
 
@@ -293,13 +294,13 @@ def _model_changed(model_name: str, labels_text: str, templates_text: str):
     is_local = models.spec(model_name).tier == "local"
     templates = "\n".join(suggested_templates(model_name)) if templates_text in suggested else gr.skip()
     labels = (SHAPE_LABELS if is_local else PHOTO_LABELS) if labels_text in (SHAPE_LABELS, PHOTO_LABELS) else gr.skip()
-    return common.model_picked(model_name), labels, templates
+    return picker.model_picked(model_name), labels, templates
 
 
 def _examples() -> list[list[str]]:
     """Unseen single objects (what the mini-CLIP trained on; these two colour-shape pairs it never saw) and photos."""
     rows = [[scenes.object_file(seed), SHAPE_LABELS] for seed in EXAMPLE_SEEDS]
-    photos = {p.rsplit("/", 1)[-1].split(".")[0]: p for p in common.example_images(0)}
+    photos = {p.rsplit("/", 1)[-1].split(".")[0]: p for p in example_images(0)}
     rows += [[photos[name], labels] for name, labels in (("astronaut", PHOTO_LABELS), ("chelsea", "cat, dog, tiger, fox, rabbit"))]
     return rows
 
@@ -325,7 +326,7 @@ def build() -> None:
                 value=SHAPE_LABELS if is_local else PHOTO_LABELS, lines=4, max_lines=12,
                 label="Labels", info=f"one per line or separated by commas; duplicates are merged; up to {MAX_LABELS}",
             )
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             with gr.Accordion("Prompt templates and temperature", open=False):
                 use_templates = gr.Checkbox(True, label="Prompt ensembling: average each label's embedding over these templates")
                 templates = gr.Textbox(
@@ -342,7 +343,7 @@ def build() -> None:
             scores = gr.Label(label="Answer for the first image", num_top_classes=10)
             note = gr.Markdown(label="Note")
             matrix = gr.HTML(label="Images by labels")
-            card = gr.Markdown(common.model_card_markdown(default))
+            card = gr.Markdown(picker.model_card_markdown(default))
     examples = gr.Examples(_examples(), inputs=[image, labels], label="Examples: unseen ShapesWorld objects and real photos")
 
     with gr.Accordion("The shared embedding space, in 2-D", open=False):
@@ -364,11 +365,11 @@ def build() -> None:
 
     inputs = [image, more, labels, use_templates, templates, temperature, model]
     outputs = [scores, note, matrix, space, with_templates, without_templates]
-    common.on_new_input(
+    wiring.on_new_input(
         _classify_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT,
         new_scene=new_object, draw=scenes.new_object_file,
     )
-    common.clear_on_failure(gr.on([temperature.release, use_templates.input], _rerun, inputs, outputs, api_visibility="private"), outputs)
+    wiring.clear_on_failure(gr.on([temperature.release, use_templates.input], _rerun, inputs, outputs, api_visibility="private"), outputs)
     model.change(_model_changed, [model, labels, templates], [card, labels, templates], api_visibility="private").then(
         _rerun, inputs, outputs, api_visibility="private"
     )

@@ -17,7 +17,8 @@ from PIL import Image
 import models
 from models.detection import SCORE_FLOOR, Detections, RawDetections, rpn_proposals, select
 
-from . import boxes, common, detector_outputs, drawing, scene_truth, scenes
+from . import boxes, common, detector_outputs, drawing, errors, picker, scene_truth, scenes, wiring
+from .examples import example_images
 from .detector_outputs import PLACEHOLDERS, class_ids, coco_results, predict
 from .inputs import NO_IMAGE
 from .upload import UploadedImage
@@ -160,7 +161,7 @@ def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float
 # ---------------------------------------------------------------- UI
 
 
-@common.user_errors
+@errors.user_errors
 def _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress: gr.Progress = gr.Progress()):
     """Object detection: a box, a class and a score for every object found.
 
@@ -184,28 +185,28 @@ def _refilter(image_path, model_name, score, nms_iou, classes, max_detections, p
     """Redraw after a control moves (the network's output is cached); with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 5
-    if unusable := common.unusable_outputs(model_name, 5):
+    if unusable := picker.unusable_outputs(model_name, 5):
         return unusable
     return _detect_ui(image_path, model_name, score, nms_iou, classes, max_detections, progress)
 
 
-@common.user_errors
+@errors.user_errors
 def _model_changed(model_name: str):
     """A new model: its own classes in the filter, its card, and its own default NMS IoU (when its weights are here to tell)."""
-    card = common.model_picked(model_name)
+    card = picker.model_picked(model_name)
     usable = models.spec(model_name).availability().usable
     nms_default = common.load_model(model_name).default_nms_iou if usable else gr.skip()
     return gr.update(choices=class_choices(model_name), value=[]), nms_default, card
 
 
-@common.user_errors
+@errors.user_errors
 def _proposals_ui(image_path, model_name, score, nms_iou, top_n):
     if not image_path:
         raise ValueError(NO_IMAGE)
     return proposal_views(common.read_image(image_path), model_name, score, nms_iou, top_n)
 
 
-@common.user_errors
+@errors.user_errors
 def _nms_ui(image_path, model_name, score, nms_iou, class_name, step):
     """NMS at step ``step`` (clamped to the candidates there are); the class and step controls follow."""
     if not image_path:
@@ -225,7 +226,7 @@ def _nms_next(image_path, model_name, score, nms_iou, class_name, step):
     return _nms_ui(image_path, model_name, score, nms_iou, class_name, int(step) + 1)
 
 
-@common.user_errors
+@errors.user_errors
 def _compare_ui(image_path, model_a, model_b, score):
     if not image_path:
         raise ValueError(NO_IMAGE)
@@ -244,7 +245,7 @@ def build() -> None:
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             new_scene = scenes.new_scene_button()
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             with gr.Row():
                 score = gr.Slider(SCORE_FLOOR, 1, value=0.5, step=0.01, label="Score threshold")
                 nms_iou = gr.Slider(0.05, 1, value=0.5, step=0.01, label="NMS IoU threshold", info="1 = no suppression")
@@ -257,18 +258,18 @@ def build() -> None:
                 "Detections", "Detections (box corners in pixels)", TABLE_HEADERS,
                 ["COCO results (JSON: images, categories, annotations with bbox = x, y, w, h and score)"], "Detections as returned by /detect",
             )
-            card = gr.Markdown(common.model_card_markdown(model.value))
-    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+            card = gr.Markdown(picker.model_card_markdown(model.value))
+    examples = gr.Examples(example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     controls = [image, model, score, nms_iou, classes, max_detections]
     outputs = panel.outputs
-    common.on_new_input(_detect_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
+    wiring.on_new_input(_detect_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
     scene_truth.show_beside(panel, image, model, score)
     refilter = gr.on([score.release, nms_iou.release, max_detections.release, classes.input], _refilter, controls, outputs, api_visibility="private")
-    common.clear_on_failure(refilter, outputs)
+    wiring.clear_on_failure(refilter, outputs)
     # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
     picked = model.change(_model_changed, model, [classes, nms_iou, card], api_visibility="private")
-    common.clear_on_failure(picked.then(_refilter, controls, outputs, api_visibility="private"), outputs)
+    wiring.clear_on_failure(picked.then(_refilter, controls, outputs, api_visibility="private"), outputs)
 
     with gr.Accordion("Two-stage detectors: region proposals → NMS → detections", open=False):
         gr.Markdown(
@@ -280,7 +281,7 @@ def build() -> None:
             top_n = common.int_slider(5, 300, 50, step=5, label="Proposals shown (top N)")
             show_proposals = gr.Button("Show the stages")
         stages = gr.Gallery(label="Stages", columns=3, height="auto", object_fit="contain")
-        common.clear_on_failure(show_proposals.click(_proposals_ui, [image, model, score, nms_iou, top_n], stages, api_visibility="private"), [stages])
+        wiring.clear_on_failure(show_proposals.click(_proposals_ui, [image, model, score, nms_iou, top_n], stages, api_visibility="private"), [stages])
 
     with gr.Accordion("NMS step by step", open=False):
         gr.Markdown(
@@ -308,16 +309,16 @@ def build() -> None:
             nms_next.click(_nms_next, [*nms_inputs, nms_step], [*nms_outputs, nms_class, nms_step], api_visibility="private"),
             nms_step.release(_nms_ui, [*nms_inputs, nms_step], [*nms_outputs, nms_class, nms_step], api_visibility="private"),
         ):
-            common.clear_on_failure(event, nms_outputs)
+            wiring.clear_on_failure(event, nms_outputs)
 
     boxes.build_iou_panel()
 
     with gr.Accordion("Compare two models on the same image", open=False):
         with gr.Row():
-            model_a = common.model_picker(TASK, label="Model A")
-            model_b = common.model_picker(TASK, label="Model B", value=common.second_choice(TASK))
+            model_a = picker.model_picker(TASK, label="Model A")
+            model_b = picker.model_picker(TASK, label="Model B", value=picker.second_choice(TASK))
             show_compare = gr.Button("Compare")
         side_by_side = gr.Gallery(label="Side by side", columns=2, height="auto", object_fit="contain")
-        common.clear_on_failure(show_compare.click(_compare_ui, [image, model_a, model_b, score], side_by_side, api_visibility="private"), [side_by_side])
+        wiring.clear_on_failure(show_compare.click(_compare_ui, [image, model_a, model_b, score], side_by_side, api_visibility="private"), [side_by_side])
 
     detector_outputs.webcam_panel(live_frame, [model, score], "Detect on your webcam with the model and score threshold chosen above.")

@@ -20,7 +20,7 @@ from pycocotools import mask as coco_mask
 import models
 from models.detection import Detections, RawDetections, select
 
-from . import common
+from . import common, errors
 
 DETECTOR_TASKS = ("detection", "instances", "pose")  # the tasks whose models run through models.detection.Detector
 PLACEHOLDERS = {"__background__", "background", "no person", "N/A"}  # category slots that are not classes (COCO's unused ids)
@@ -159,6 +159,6 @@ def webcam_panel(fn: Callable, inputs: list, note: str) -> None:
             webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam", height=320)
             live = gr.Image(label="Live result", type="pil", interactive=False, height=320)
         webcam.stream(
-            common.user_errors(fn), [webcam, *inputs], live, stream_every=0.2, time_limit=120, trigger_mode="always_last",
+            errors.user_errors(fn), [webcam, *inputs], live, stream_every=0.2, time_limit=120, trigger_mode="always_last",
             concurrency_limit=2, api_visibility="private",
         )

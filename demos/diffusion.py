@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 import models
 from models.text_to_image import MAX_IMAGES, MAX_STEPS, SCHEDULERS, DenoisingStep, Generation, Request, check_request
 
-from . import common, drawing
+from . import common, drawing, errors, picker, wiring
 
 TITLE = "Text to image"
 TASK = "diffusion"
@@ -130,7 +130,7 @@ def stream(model, request: Request, progress, pictured: bool = True) -> Iterator
 # ---------------------------------------------------------------- UI
 
 
-@common.user_errors(gpu_seconds=60)
+@errors.user_errors(gpu_seconds=60)
 def _generate_ui(
     prompt: str, negative_prompt: str, seed: int, steps: int, guidance: float, scheduler: str, count: int, model_name: str,
     progress: gr.Progress = gr.Progress(),
@@ -180,7 +180,7 @@ def _stopped_ui(reached: list[DenoisingStep]):
     return gr.skip(), stopped_note(reached[-1]), denoising_gallery(reached), []
 
 
-@common.user_errors(gpu_seconds=60)
+@errors.user_errors(gpu_seconds=60)
 def _guidance_ui(
     prompt: str, negative_prompt: str, seed: int, steps: int, guidance: float, scheduler: str, model_name: str, other: float,
     progress: gr.Progress = gr.Progress(),
@@ -204,7 +204,7 @@ def _model_changed(model_name: str):
     tier = DEFAULTS[spec.tier]
     prompt = LOCAL_PROMPT if spec.tier == "local" else PHOTO_PROMPT
     return (
-        common.model_picked(model_name),
+        picker.model_picked(model_name),
         gr.update(maximum=tier["max_steps"], value=tier["steps"]),
         tier["guidance"],
         prompt,
@@ -228,7 +228,7 @@ def build() -> None:
             negative = gr.Textbox(
                 "", label="Negative prompt (pretrained, with guidance above 1)", interactive=models.spec(default).tier == "pretrained"
             )
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             with gr.Row():
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0)
                 count = common.int_slider(1, MAX_IMAGES, 1, label="Images")
@@ -250,7 +250,7 @@ def build() -> None:
                 elem_classes="dvl-fit",
             )
             notes = gr.Markdown(label="Notes")
-            card = gr.Markdown(common.model_card_markdown(default))
+            card = gr.Markdown(picker.model_card_markdown(default))
     examples = gr.Examples(
         [["a large red triangle"], ["a small blue ring"], ["a large yellow star"], ["a green square"]],
         inputs=[prompt], label="Prompts the local model knows",
@@ -281,7 +281,7 @@ def build() -> None:
     reached = gr.State([])  # the steps the running generation has reached (``_generate_ui``)
     inputs = [prompt, negative, seed, steps, guidance, scheduler, count, model]
     outputs = [images, notes, denoising, reached]
-    generate = common.named_endpoint(_generate_ui, ENDPOINT)
+    generate = wiring.named_endpoint(_generate_ui, ENDPOINT)
     one_at_a_time = {"concurrency_limit": 1, "concurrency_id": CONCURRENCY}
     events = [
         run.click(generate, inputs, outputs, api_name=ENDPOINT, **one_at_a_time),
@@ -295,6 +295,6 @@ def build() -> None:
     )
     for event in events:  # Gradio fires an event's failure listeners when Stop cancels it, too
         event.failure(_stopped_ui, reached, outputs, api_visibility="private", show_progress="hidden", queue=False)
-    common.clear_on_failure(comparison, [compared])
+    wiring.clear_on_failure(comparison, [compared])
     stop.click(None, None, None, cancels=[*events, comparison], api_visibility="private")
     model.change(_model_changed, model, [card, steps, guidance, prompt, negative, scheduler], api_visibility="private")

@@ -1,7 +1,8 @@
 """Where the app writes the files a page shows or offers for download: one folder, with the examples in it.
 
-Both the shared tab pieces (``common``: result files, the sweep of old files, examples) and the
-scene helpers (``scenes``: unseen scenes drawn on request) write here, so neither imports the other for it.
+The result files (``common``), the examples (``examples``) and the scenes drawn on request
+(``scenes``) are written here, so none imports another for it; app.py hands both to the sweep of
+old files (``hosting.sweep``), which spares the examples.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from PIL import Image
 import models
 from models.detection import Detections, select
 
-from . import common, detector_outputs, drawing, scene_truth, scenes, semantic
+from . import common, detector_outputs, drawing, errors, picker, scene_truth, scenes, semantic, wiring
+from .examples import example_images
 from .panels.roi_panel import build_roi_panel
 from .inputs import NO_IMAGE
 from .upload import UploadedImage
@@ -137,7 +138,7 @@ def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float
 # ---------------------------------------------------------------- UI
 
 
-@common.user_errors
+@errors.user_errors
 def _instances_ui(image_path, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress: gr.Progress = gr.Progress()):
     """Instance segmentation: a mask, box, class and score for every object.
 
@@ -165,12 +166,12 @@ def _redraw(image_path, model_name, score, mask_threshold, show_masks, show_boxe
     """Redraw after a control moves or a model is picked (the masks are cached); with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 6
-    if unusable := common.unusable_outputs(model_name, 6):
+    if unusable := picker.unusable_outputs(model_name, 6):
         return unusable
     return _instances_ui(image_path, model_name, score, mask_threshold, show_masks, show_boxes, max_detections, progress)
 
 
-@common.user_errors
+@errors.user_errors
 def _compare_ui(image_path, model_name, score, mask_threshold):
     if not image_path:
         raise ValueError(NO_IMAGE)
@@ -187,7 +188,7 @@ def build() -> None:
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             new_scene = scenes.new_scene_button()
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             with gr.Row():
                 score = gr.Slider(0.05, 1, value=0.5, step=0.01, label="Score threshold")
                 mask_threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Mask threshold", info="mask probability per pixel")
@@ -201,21 +202,21 @@ def build() -> None:
                 "Instances", "Instances (box corners in pixels)", TABLE_HEADERS,
                 ["Instance-id PNG (pixel value = instance #, 0 = background)", "COCO results (JSON, RLE masks)"], "Instances as returned by /instances",
             )
-            card = gr.Markdown(common.model_card_markdown(model.value))
-    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+            card = gr.Markdown(picker.model_card_markdown(model.value))
+    examples = gr.Examples(example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     controls = [image, model, score, mask_threshold, show_masks, show_boxes, max_detections]
     outputs = panel.outputs
-    common.on_new_input(_instances_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
+    wiring.on_new_input(_instances_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
     scene_truth.show_beside(panel, image, model, score)
     redraw = gr.on(
         [score.release, mask_threshold.release, max_detections.release, show_masks.input, show_boxes.input],
         _redraw, controls, outputs, api_visibility="private",
     )
-    common.clear_on_failure(redraw, outputs)
+    wiring.clear_on_failure(redraw, outputs)
     # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
-    picked = model.change(common.user_errors(common.model_picked), model, card, api_visibility="private")
-    common.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
+    picked = model.change(errors.user_errors(picker.model_picked), model, card, api_visibility="private")
+    wiring.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
 
     with gr.Accordion("Semantic versus instance segmentation", open=False):
         gr.Markdown(
@@ -224,6 +225,6 @@ def build() -> None:
         )
         show = gr.Button("Compare on the current image")
         views = gr.Gallery(label="Instance versus semantic", columns=3, height="auto", object_fit="contain")
-        common.clear_on_failure(show.click(_compare_ui, [image, model, score, mask_threshold], views, api_visibility="private"), [views])
+        wiring.clear_on_failure(show.click(_compare_ui, [image, model, score, mask_threshold], views, api_visibility="private"), [views])
     build_roi_panel(image, model, score)
     detector_outputs.webcam_panel(live_frame, [model, score], "Instance masks on your webcam with the model and score threshold chosen above.")

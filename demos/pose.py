@@ -16,7 +16,8 @@ import models
 from models.detection import Detections, select
 from models.pose import keypoint_heatmaps
 
-from . import common, detector_outputs, drawing, scene_truth, scenes
+from . import common, detector_outputs, drawing, errors, picker, scene_truth, scenes, wiring
+from .examples import example_images
 from .inputs import NO_IMAGE
 from .upload import UploadedImage
 
@@ -132,7 +133,7 @@ def live_frame(frame: np.ndarray | None, model_name: str, score_threshold: float
 # ---------------------------------------------------------------- UI
 
 
-@common.user_errors
+@errors.user_errors
 def _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress: gr.Progress = gr.Progress()):
     """Pose estimation: the keypoints and skeleton of every person.
 
@@ -155,19 +156,19 @@ def _redraw(image_path, model_name, score, keypoint_threshold, max_people, progr
     """Redraw after a control moves or a model is picked; with no image, do nothing; without the model's weights, empty."""
     if not image_path:
         return (gr.skip(),) * 5
-    if unusable := common.unusable_outputs(model_name, 5):
+    if unusable := picker.unusable_outputs(model_name, 5):
         return unusable
     return _pose_ui(image_path, model_name, score, keypoint_threshold, max_people, progress)
 
 
-@common.user_errors
+@errors.user_errors
 def _model_changed(model_name: str):
     """A new model: its keypoints in the picker and its card, read without loading it (its weights need not be here)."""
     names = models.spec(model_name).labels.keypoints
-    return gr.update(choices=names, value=names[0] if names else None), common.model_picked(model_name)
+    return gr.update(choices=names, value=names[0] if names else None), picker.model_picked(model_name)
 
 
-@common.user_errors
+@errors.user_errors
 def _heatmap_ui(image_path, model_name, score, person, keypoint):
     if not image_path:
         raise ValueError(NO_IMAGE)
@@ -184,7 +185,7 @@ def build() -> None:
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             new_scene = scenes.new_scene_button()
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             with gr.Row():
                 score = gr.Slider(0.05, 1, value=0.5, step=0.01, label="Person score threshold")
                 keypoint_threshold = gr.Slider(-2, 12, value=DEFAULT_KEYPOINT_THRESHOLD, step=0.1, label="Joint score threshold", info="the heatmap peak's logit")
@@ -194,15 +195,15 @@ def build() -> None:
             panel = detector_outputs.result_panel(
                 "Skeletons", "Keypoints (pixels)", TABLE_HEADERS, ["COCO keypoint results (JSON)"], "People as returned by /pose"
             )
-            card = gr.Markdown(common.model_card_markdown(model.value))
-    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+            card = gr.Markdown(picker.model_card_markdown(model.value))
+    examples = gr.Examples(example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     controls = [image, model, score, keypoint_threshold, max_people]
     outputs = panel.outputs
-    common.on_new_input(_pose_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
+    wiring.on_new_input(_pose_ui, controls, outputs, button=run, image=image, examples=examples, new_scene=new_scene, api_name=ENDPOINT)
     scene_truth.show_beside(panel, image, model, score)
     redraw = gr.on([score.release, keypoint_threshold.release, max_people.release], _redraw, controls, outputs, api_visibility="private")
-    common.clear_on_failure(redraw, outputs)
+    wiring.clear_on_failure(redraw, outputs)
 
     with gr.Accordion("Where the model looked: one joint's heatmap", open=False):
         with gr.Row():
@@ -213,8 +214,8 @@ def build() -> None:
         with gr.Row():
             heat = gr.Image(label="Heatmap over the person (colour scale on the right)", type="pil", format="png", interactive=False, height=320, elem_classes="dvl-image")
             note = gr.Markdown(label="About this heatmap")
-        common.clear_on_failure(show.click(_heatmap_ui, [image, model, score, person, keypoint], [heat, note], api_visibility="private"), [heat, note])
+        wiring.clear_on_failure(show.click(_heatmap_ui, [image, model, score, person, keypoint], [heat, note], api_visibility="private"), [heat, note])
     # .change, not .input: Gradio's dropdown fires .input twice per pick (twice the work, two messages)
     picked = model.change(_model_changed, model, [keypoint, card], api_visibility="private")
-    common.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
+    wiring.clear_on_failure(picked.then(_redraw, controls, outputs, api_visibility="private"), outputs)
     detector_outputs.webcam_panel(live_frame, [model, score], "Skeletons on your webcam with the model and score threshold chosen above.")

@@ -23,7 +23,9 @@ import models
 import shapesworld
 from models.retrieval import LABELS as CLASSES, label_of, probe_scores, random_init_features
 
-from . import common, drawing
+from . import common, drawing, errors, picker, wiring
+from .examples import example_images
+from .files import examples_folder
 from .inputs import BadInput
 from .upload import UploadedImage
 
@@ -226,7 +228,7 @@ def _read_uploads(files: list[str] | None) -> list[Image.Image]:
     return [common.read_image(path) for path in files]
 
 
-@common.user_errors
+@errors.user_errors
 def _retrieve_ui(image_path: str | None, model_name: str, k: int, files: list[str] | None = None, progress: gr.Progress = gr.Progress()):
     """Image retrieval: the gallery images whose embeddings are nearest the query's.
 
@@ -248,14 +250,14 @@ def _retrieve_ui(image_path: str | None, model_name: str, k: int, files: list[st
     return shown, table, found.note
 
 
-@common.user_errors
+@errors.user_errors
 def _map_ui(image_path: str | None, model_name: str, method: str, progress: gr.Progress = gr.Progress()):
     if not image_path:
         raise BadInput("Give a query image first: the map marks where it lands.")
     return embedding_map(common.read_image(image_path), model_name, method)
 
 
-@common.user_errors(gpu_seconds=120)  # probes on every encoder: the longest handler
+@errors.user_errors(gpu_seconds=120)  # probes on every encoder: the longest handler
 def _probe_ui(progress: gr.Progress = gr.Progress()):
     """The probes on every encoder whose weights are here or can be fetched, and a note naming the others and why."""
     specs = models.for_task(TASK)
@@ -265,15 +267,14 @@ def _probe_ui(progress: gr.Progress = gr.Progress()):
 
 
 def _examples() -> list[str]:
-    folder = common.OUTPUT_DIR / "examples"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = examples_folder()
     paths = []
     for seed in (GALLERY_SEED - 1, GALLERY_SEED - 2):
         path = folder / f"query-object-{seed}.png"
         if not path.exists():
             Image.fromarray(shapesworld.single_object(seed, 64)[0]).save(path)
         paths.append(str(path))
-    return paths + [p for p in common.example_images(0) if "chelsea" in p or "coffee" in p]
+    return paths + [p for p in example_images(0) if "chelsea" in p or "coffee" in p]
 
 
 def build() -> None:
@@ -287,7 +288,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Query image", sources=["upload", "clipboard"], height=260, elem_classes="dvl-image")
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             k = gr.Slider(1, MAX_K, value=8, step=1, precision=0, label="Neighbours (k)")
             uploads = gr.File(
                 label=f"Add your own images to the gallery (this session only; up to {MAX_UPLOADS})",
@@ -300,7 +301,7 @@ def build() -> None:
             )
             note = gr.Markdown(label="Note")
             table = gr.Dataframe(headers=["rank", "label", "cosine"], label="Neighbours and their cosine similarity", interactive=False, max_height=260)
-            card = gr.Markdown(common.model_card_markdown(model.value))
+            card = gr.Markdown(picker.model_card_markdown(model.value))
     examples = gr.Examples(_examples(), inputs=image, label="Examples: unseen ShapesWorld objects and real photos")
 
     with gr.Accordion("The gallery in 2-D: did the features learn colour and shape?", open=False):
@@ -328,8 +329,8 @@ def build() -> None:
         protocol = gr.Markdown(label="What was measured")
 
     inputs, outputs = [image, model, k, uploads], [found, table, note]
-    common.on_new_input(_retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
-    common.clear_on_failure(k.release(_retrieve_ui, inputs, outputs, api_visibility="private"), outputs)
-    model.change(common.model_picked, model, card, api_visibility="private")
-    common.clear_on_failure(draw.click(_map_ui, [image, model, method], space, api_visibility="private"), [space])
+    wiring.on_new_input(_retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    wiring.clear_on_failure(k.release(_retrieve_ui, inputs, outputs, api_visibility="private"), outputs)
+    model.change(picker.model_picked, model, card, api_visibility="private")
+    wiring.clear_on_failure(draw.click(_map_ui, [image, model, method], space, api_visibility="private"), [space])
     probe.click(_probe_ui, None, [probes, protocol], api_visibility="private")

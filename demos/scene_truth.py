@@ -22,7 +22,7 @@ import shapesworld
 from models.detection import Detections, select
 from models.pose import pck
 
-from . import common, detector_outputs, drawing, scenes
+from . import detector_outputs, drawing, errors, picker, scenes
 
 EVALUATED_AS = "every candidate, the model's own NMS, at most 100, as the card's evaluation"
 
@@ -103,7 +103,7 @@ def score_markdown(scene: shapesworld.Scene, model_name: str, score_threshold: f
         if result is None:
             return head + "no visible keypoint, so no PCK."
         value, count = result
-        return common.no_autolink(
+        return picker.no_autolink(
             head + f"PCK@0.1 = **{value:.2f}** over {count} visible keypoints of the people above score {score_threshold:.2f} "
             "(a joint counts when within 0.1 of the person box's longer side)."
         )
@@ -115,7 +115,7 @@ def score_markdown(scene: shapesworld.Scene, model_name: str, score_threshold: f
     if spec.task == "instances":
         mask = average_precision(scene, found, masks=True)
         text = f"mask AP@0.5 = **{mask['ap_50']:.2f}**, AP@[.5:.95] = {mask['ap']:.2f} · " + text
-    return common.no_autolink(head + text + f" (torchmetrics; {EVALUATED_AS}).")
+    return picker.no_autolink(head + text + f" (torchmetrics; {EVALUATED_AS}).")
 
 
 DRAW_TRUTH: dict[str, Callable[[shapesworld.Scene], Image.Image]] = {
@@ -133,7 +133,7 @@ def truth_view(image_path: str | None, model_name: str, score_threshold: float =
     return DRAW_TRUTH[models.spec(model_name).task](scene), score_markdown(scene, model_name, score_threshold)
 
 
-@common.user_errors
+@errors.user_errors
 def _truth_ui(image_path, model_name, score_threshold):
     drawn, score = truth_view(image_path, model_name, score_threshold)
     return gr.update(value=drawn, visible=drawn is not None), score

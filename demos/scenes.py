@@ -94,5 +94,5 @@ def object_of(path: str | None) -> tuple[int, str] | None:
 
 
 def new_scene_button(label: str = "New unseen scene") -> gr.Button:
-    """The button; ``common.on_new_input(..., new_scene=button)`` wires it to draw a scene and run the tab."""
+    """The button; ``wiring.on_new_input(..., new_scene=button)`` wires it to draw a scene and run the tab."""
     return gr.Button(label, variant="secondary", size="sm")

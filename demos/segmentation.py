@@ -21,7 +21,8 @@ import models
 import shapesworld
 from models.segmentation import SegmentationOutput
 
-from . import common, drawing, legends, scenes, semantic
+from . import common, drawing, errors, legends, picker, scenes, semantic, wiring
+from .examples import example_images
 from .upload import UploadedImage
 from .panels.upsampling_panel import build_upsampling_panel
 from .semantic import predict
@@ -129,7 +130,7 @@ def feature_maps(image: Image.Image, model_name: str) -> list[tuple[Image.Image,
 # ---------------------------------------------------------------- UI
 
 
-@common.user_errors
+@errors.user_errors
 def _segment_ui(image_path: str, model_name: str, opacity: float, progress: gr.Progress = gr.Progress()):
     """Semantic segmentation: the class of every pixel of an image.
 
@@ -153,7 +154,7 @@ def _rerender(image_path: str | None, model_name: str, opacity: float, progress:
     return _segment_ui(image_path, model_name, opacity, progress)
 
 
-@common.user_errors
+@errors.user_errors
 def _truth_ui(image_path: str | None, model_name: str, opacity: float):
     """Beside a ShapesWorld scene's prediction, its truth and the prediction's scores; hidden for any other image."""
     scene = scenes.scene_of(image_path)
@@ -168,7 +169,7 @@ def _truth_ui(image_path: str | None, model_name: str, opacity: float):
     return gr.update(value=drawn, visible=True), gr.update(value=text, visible=True)
 
 
-@common.user_errors
+@errors.user_errors
 def _features_ui(image_path: str, model_name: str):
     """Feature maps of the local U-Net's encoder and decoder for an image (a gallery, one tile per channel)."""
     return feature_maps(common.read_image(image_path), model_name)
@@ -184,7 +185,7 @@ def build() -> None:
         with gr.Column():
             image = UploadedImage(label="Image", sources=["upload", "clipboard"], height=320, elem_classes="dvl-image")
             new_scene = scenes.new_scene_button()
-            model = common.model_picker(TASK)
+            model = picker.model_picker(TASK)
             opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Overlay opacity")
             run = gr.Button("Segment", variant="primary")
         with gr.Column():
@@ -212,11 +213,11 @@ def build() -> None:
                 )
             with gr.Accordion("Numbers", open=False):
                 shares = gr.JSON(label="Share of pixels per class")
-            card = gr.Markdown(common.model_card_markdown(model.value))
-    examples = gr.Examples(common.example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
+            card = gr.Markdown(picker.model_card_markdown(model.value))
+    examples = gr.Examples(example_images(), inputs=image, label="Examples: unseen ShapesWorld scenes and real photos")
 
     inputs, outputs = [image, model, opacity], [overlay, legend, mask, shares, confidence]
-    common.on_new_input(
+    wiring.on_new_input(
         _segment_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT, new_scene=new_scene
     )
     # A slider reports a typed value (and every step of a drag) as input, and release only on blur or pointer-up:
@@ -224,9 +225,9 @@ def build() -> None:
     redraw = opacity.input(
         _rerender, inputs, outputs, api_visibility="private", trigger_mode="always_last", show_progress="hidden"
     )
-    common.clear_on_failure(redraw, outputs)
+    wiring.clear_on_failure(redraw, outputs)
     overlay.change(_truth_ui, inputs, [truth, truth_notes], api_visibility="private", show_progress="hidden")
-    model.change(common.model_picked, model, card, api_visibility="private")
+    model.change(picker.model_picked, model, card, api_visibility="private")
 
     with gr.Accordion("Inside the U-Net: encoder and decoder feature maps", open=False):
         gr.Markdown(
@@ -236,5 +237,5 @@ def build() -> None:
         )
         show = gr.Button("Show feature maps of the current image")
         gallery = gr.Gallery(label="Feature maps", columns=4, height="auto", object_fit="contain", elem_classes="dvl-fit")
-        common.clear_on_failure(show.click(common.named_endpoint(_features_ui, "segment_features"), [image, model], gallery, api_name="segment_features"), [gallery])
+        wiring.clear_on_failure(show.click(wiring.named_endpoint(_features_ui, "segment_features"), [image, model], gallery, api_name="segment_features"), [gallery])
     build_upsampling_panel()

@@ -6,6 +6,7 @@
 - ``fairness``: one client's share of the queue;
 - ``errors``: messages without the server's insides;
 - ``headers``, ``routes``, ``downloads``: response headers, closed routes, no leftovers from failed URL inputs.
+- ``sweep``: old uploads and result files deleted, so the disk does not fill up.
 
 app.py calls ``add_arguments`` while it parses its flags, ``middleware`` for
 ``launch(app_kwargs=...)`` and ``patch_gradio`` before launching. Importing the package imports

@@ -94,7 +94,7 @@ def test_on_zero_gpu_hardware_model_handlers_run_inside_spaces_gpu(monkeypatch):
     import sys
     import types
 
-    from demos import common
+    from demos import errors
 
     lent = []
 
@@ -108,10 +108,10 @@ def test_on_zero_gpu_hardware_model_handlers_run_inside_spaces_gpu(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=gpu))
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert common.user_errors(lambda: "cpu")() == "cpu" and lent == []
+    assert errors.user_errors(lambda: "cpu")() == "cpu" and lent == []
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert common.user_errors(lambda: "gpu")() == "gpu" and lent == [30]
-    assert common.user_errors(gpu_seconds=120)(lambda: "long")() == "long" and lent == [30, 120]
+    assert errors.user_errors(lambda: "gpu")() == "gpu" and lent == [30]
+    assert errors.user_errors(gpu_seconds=120)(lambda: "long")() == "long" and lent == [30, 120]
 
 
 def test_prefetch_fetches_each_tabs_default_pretrained_weights(planted_torch_home, caplog):

@@ -12,7 +12,8 @@ import models
 import shapesworld
 import gradio as gr
 from demos import captioning as tab
-from demos import common, scenes
+from demos import scenes
+from demos.examples import example_images
 from models.captioning import Explanation, Step, longest_caption, names_only_what_is_there
 from models.decoding import MAX_NEW_TOKENS, Decoding, Generated
 from models.gradcam import gradcam
@@ -205,7 +206,7 @@ def test_a_caption_prefix_is_kept_and_unknown_words_are_named(name):
     assert result.texts[0].startswith("a small")
     result = model.generate([SCENE], Decoding(), prefix="un chat")
     assert any("chat" in n for n in result.notices)
-    path = next(p for p in common.example_images() if "astronaut" in p)
+    path = next(p for p in example_images() if "astronaut" in p)
     captions, notes = list(tab._caption_ui(path, name, "a picture of an astronaut", "greedy", 3, 0.9, 1.0, 19, 1, 0))[-1][:2]
     assert "cannot read: picture, astronaut" in notes  # the caption reads "a of an ...": the dropped words are named
     assert "lowered" not in notes  # the slider's longest, less the room the start takes: nothing to say unless a caption is cut
@@ -387,7 +388,7 @@ def test_a_scene_lists_its_questions_and_marks_whether_the_answer_to_the_asked_o
 
 
 def shapesworld_example_path() -> str:
-    return next(p for p in common.example_images() if "shapesworld" in p)
+    return next(p for p in example_images() if "shapesworld" in p)
 
 
 # ---------------------------------------------------------------- BLIP base through the app's loader, planted

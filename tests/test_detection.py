@@ -22,7 +22,8 @@ from torchvision.ops import box_iou, nms
 
 import models
 import shapesworld
-from demos import boxes, common, detection, scene_truth, scenes
+from demos import boxes, detection, scene_truth, scenes
+from demos.examples import example_images
 from models.detection import RAW_LIMIT, SCORE_FLOOR, RawDetections, select
 from models.sources import Availability, TorchvisionWeights
 from tests.conftest import planted_hugging_face
@@ -604,4 +605,4 @@ def test_a_scene_shows_its_truth_and_the_cards_ap_on_that_one_image():
 def test_a_pretrained_model_gets_the_truth_without_a_score_and_a_photo_gets_neither():
     drawn, text = scene_truth.truth_view(scenes.scene_file(UNSEEN + 5), "fasterrcnn-mobilenet-320")
     assert drawn is not None and "COCO's classes" in text and "AP" not in text
-    assert scene_truth.truth_view(common.example_images()[-1], "fcos-shapes") == (None, "")  # a photo
+    assert scene_truth.truth_view(example_images()[-1], "fcos-shapes") == (None, "")  # a photo

@@ -6,7 +6,6 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import models
 from demos import diffusion as tab
@@ -239,9 +238,9 @@ def test_stopping_sd_turbo_interrupts_the_pipeline(planted_turbo):
 def test_streaming_errors_become_clear_messages():
     import gradio as gr
 
-    from demos import common
+    from demos import errors
 
-    @common.user_errors
+    @errors.user_errors
     def failing():
         yield 1
         raise ValueError("Write a prompt first")

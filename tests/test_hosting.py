@@ -150,9 +150,8 @@ def test_the_mcp_server_lists_every_tabs_endpoint_and_segments_an_image(server, 
 
 
 def test_the_sweep_deletes_old_files_and_empty_folders_and_spares_examples_and_kept_files(tmp_path, monkeypatch):
-    from demos import common
+    from hosting import sweep
 
-    monkeypatch.setattr(common, "OUTPUT_DIR", tmp_path / "out")
     old, new = time.time() - 100, time.time()
     files = {
         "old upload": tmp_path / "gradio" / "abc" / "upload.png", "new upload": tmp_path / "gradio" / "def" / "upload.png",
@@ -165,7 +164,8 @@ def test_the_sweep_deletes_old_files_and_empty_folders_and_spares_examples_and_k
         stamp = new if name == "new upload" else old
         os.utime(path, (stamp, stamp))
         os.utime(path.parent, (stamp, stamp))
-    removed = common.prune_old_files([tmp_path / "out", tmp_path / "gradio"], 50, keep=lambda: {str(files["kept"])})
+    folders, examples = [tmp_path / "out", tmp_path / "gradio"], tmp_path / "out" / "examples"
+    removed = sweep.prune_old_files(folders, 50, examples, keep=lambda: {str(files["kept"])})
     assert removed == 2 and not files["old upload"].exists() and not files["old result"].exists()
     assert not files["old upload"].parent.exists()  # its folder too
     assert files["new upload"].exists() and files["example"].exists() and files["kept"].exists()

@@ -24,7 +24,7 @@ from PIL import Image
 
 import models
 import shapesworld
-from demos import common, detector_outputs, instances, scene_truth, scenes
+from demos import detector_outputs, instances, picker, scene_truth, scenes
 from models.detection import RAW_LIMIT_PER_INSTANCE
 from models.sources import Availability
 from tests.test_detection import (  # noqa: F401 (no_pretrained_weights: a fixture)
@@ -267,7 +267,7 @@ MASK_RCNN = "maskrcnn-resnet50-v2"
 def test_picking_an_instance_model_without_weights_warns_once_and_redraws_empty(no_pretrained_weights):
     assert models.spec(MASK_RCNN).availability() is Availability.UNAVAILABLE
     with pytest.warns(UserWarning, match=f"python -m models prefetch {MASK_RCNN}") as warned:
-        card = common.model_picked(MASK_RCNN)
+        card = picker.model_picked(MASK_RCNN)
     assert len(warned) == 1
     assert_card_says_how_to_get_the_weights(card, MASK_RCNN)
     drawn, summary, *rest = instances._redraw(scenes.scene_file(UNSEEN + 3), MASK_RCNN, 0.5, 0.5, True, True, 100)

@@ -101,7 +101,7 @@ def test_every_example_runs_its_tabs_action_at_once():
         followed = [f for f in fns if f.trigger_after in {load._id for load in loads} and f.fn is not None]
         if not followed:
             lazy.append(f"{[blocks.blocks[c._id].label for c in dataset._components]}")
-    assert not lazy, f"examples that only fill their inputs (wire them with common.run_on_example): {lazy}"
+    assert not lazy, f"examples that only fill their inputs (wire them with wiring.run_on_example): {lazy}"
 
 
 # ---------------------------------------------------------------- in a browser, at a phone's width and a desktop's

@@ -278,7 +278,7 @@ def scene_path(scene, tmp_path_factory) -> str:
 def test_panel_handler_and_its_errors(scene_path):
     import gradio as gr
 
-    from demos.common import user_errors
+    from demos.errors import user_errors
     from demos.panels.roi_panel import _roi_ui
 
     views, summary = _roi_ui(scene_path, "fasterrcnn-shapes", 0.05, 1)

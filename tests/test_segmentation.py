@@ -113,7 +113,7 @@ def test_pretrained_tier_runs_the_same_predict_on_a_real_photo(planted_torch_hom
 
 
 def test_the_model_picker_relabels_a_model_once_its_weights_arrive(tmp_path, monkeypatch):
-    from demos.common import _picker_choices
+    from demos.picker import _picker_choices
     from models.planting import plant_random_weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))

@@ -128,7 +128,7 @@ def test_the_graph_sees_function_level_and_relative_imports():
     assert "models.registry" in graph["models.__main__"]  # from . import registry
     assert "models.serving" in graph["models.__main__"]  # the same, inside a function
     assert "demos.files" in graph["demos.scenes"]
-    assert "demos.scenes" in graph["demos.common"]  # from . import scenes, also inside a function
+    assert "demos.scenes" in graph["demos.wiring"]  # from . import scenes
     assert graph["app"] >= {"demos"}
 
 

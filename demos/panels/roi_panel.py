@@ -15,7 +15,7 @@ from PIL import Image
 from models.detection import select
 from models.internals import box_pooler, pooler_inputs
 
-from .. import common
+from .. import common, errors, wiring
 from ..detector_outputs import predict
 from .roi_drawing import render_views, roi_summary
 from .roi_math import RoiAnalysis, analyse
@@ -67,5 +67,5 @@ def build_roi_panel(image: gr.components.Component, model: gr.Dropdown, score: g
             show = gr.Button("Pool this detection")
         views = gr.Gallery(label="RoIPool versus RoIAlign", columns=2, height="auto", object_fit="contain", elem_classes="dvl-fit")
         summary = gr.Markdown()
-        pooled = show.click(common.user_errors(_roi_ui), [image, model, score, number], [views, summary], api_visibility="private")
-        common.clear_on_failure(pooled, [views, summary])
+        pooled = show.click(errors.user_errors(_roi_ui), [image, model, score, number], [views, summary], api_visibility="private")
+        wiring.clear_on_failure(pooled, [views, summary])
