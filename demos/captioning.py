@@ -13,7 +13,6 @@ from typing import Iterator
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 import models
 import shapesworld
@@ -315,7 +314,7 @@ def build() -> None:
             with gr.Column(visible=False) as ask_side:
                 vqa_model = picker.model_picker(ANSWER_TASK, label="Answering model")
                 question = gr.Textbox("what colour is the circle?", label="Question", max_length=MAX_QUESTION_CHARS)
-                gr.Examples([[q] for q in SHAPES_QUESTIONS], inputs=question, label="Questions the local model knows")
+                question_examples = gr.Examples([[q] for q in SHAPES_QUESTIONS], inputs=question, label="Questions the local model knows")
                 ask = gr.Button("Answer", variant="primary")
                 answer = gr.Textbox(label="Answer", interactive=False)
                 top = gr.Label(label="Top-5 answers (the model's probability of each whole answer)", num_top_classes=5)
@@ -356,7 +355,6 @@ def build() -> None:
     )
     wiring.clear_on_failure(prefix.submit(_caption_ui, caption_inputs, caption_outputs, api_visibility="private"), caption_outputs)
     word.input(_word_heatmap, [image, heatmaps, word], heat, api_visibility="private")
-    # Quick UI updates skip the queue, where each counts against a page's share (a page load already sends many).
     model.change(_caption_model_changed, [model, max_tokens], [card, prefix, max_tokens], api_visibility="private")
     gr.on(
         None, lambda: _length_slider(model.value, max_tokens.value), None, max_tokens, api_visibility="private", show_progress="hidden", queue=False
@@ -369,6 +367,7 @@ def build() -> None:
     ]
     for event in events:
         wiring.clear_on_failure(event, answer_outputs)
+    wiring.run_on_example(question_examples, _answer_ui, answer_inputs, answer_outputs)
     # A new image makes the shown answer stale: clear it (the caption side reruns on its own), and
     # list a ShapesWorld scene's questions, to pick one from.
     stale = answer_outputs[:-1]
