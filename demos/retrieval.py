@@ -23,9 +23,8 @@ import models
 import shapesworld
 from models.retrieval import LABELS as CLASSES, label_of, probe_scores, random_init_features
 
-from . import common, drawing, errors, picker, wiring
+from . import common, drawing, errors, picker, scenes, wiring
 from .examples import example_images
-from .files import examples_folder
 from .inputs import BadInput
 from .upload import UploadedImage
 
@@ -267,14 +266,22 @@ def _probe_ui(progress: gr.Progress = gr.Progress()):
 
 
 def _examples() -> list[str]:
-    folder = examples_folder()
-    paths = []
-    for seed in (GALLERY_SEED - 1, GALLERY_SEED - 2):
-        path = folder / f"query-object-{seed}.png"
-        if not path.exists():
-            Image.fromarray(shapesworld.single_object(seed, 64)[0]).save(path)
-        paths.append(str(path))
-    return paths + [p for p in example_images(0) if "chelsea" in p or "coffee" in p]
+    """Two unseen single objects (written as ``scenes.object_file`` writes them, so their truth shows) and two photos."""
+    objects = [scenes.object_file(seed) for seed in (GALLERY_SEED - 1, GALLERY_SEED - 2)]
+    return objects + [p for p in example_images(0) if "chelsea" in p or "coffee" in p]
+
+
+def query_truth(image_path: str | None, table: list | None) -> str:
+    """For an unseen ShapesWorld object: its true class, and how many of the neighbours found share it ("" otherwise)."""
+    found = scenes.object_of(image_path)
+    if found is None:
+        return ""
+    seed, prompt = found
+    truth = label_of(prompt)
+    rows = list(table.itertuples(index=False)) if hasattr(table, "itertuples") else list(table or [])
+    same = sum(1 for row in rows if row[1] == truth)
+    score = f" Neighbours of its class: {same} of {len(rows)} (precision@{len(rows)} {same / len(rows):.2f})." if rows else ""
+    return f"**Ground truth** (unseen ShapesWorld object, seed {seed}): {prompt}, class **{truth}**.{score}"
 
 
 def build() -> None:
@@ -288,6 +295,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             image = UploadedImage(label="Query image", sources=["upload", "clipboard"], height=260, elem_classes="dvl-image")
+            new_object = scenes.new_scene_button("New unseen object")
             model = picker.model_picker(TASK)
             k = gr.Slider(1, MAX_K, value=8, step=1, precision=0, label="Neighbours (k)")
             uploads = gr.File(
@@ -300,6 +308,7 @@ def build() -> None:
                 label="Nearest neighbours, best first", columns=4, height="auto", object_fit="contain", elem_classes="dvl-fit"
             )
             note = gr.Markdown(label="Note")
+            truth = gr.Markdown(label="Ground truth")
             table = gr.Dataframe(headers=["rank", "label", "cosine"], label="Neighbours and their cosine similarity", interactive=False, max_height=260)
             card = gr.Markdown(picker.model_card_markdown(model.value))
     examples = gr.Examples(_examples(), inputs=image, label="Examples: unseen ShapesWorld objects and real photos")
@@ -329,7 +338,11 @@ def build() -> None:
         protocol = gr.Markdown(label="What was measured")
 
     inputs, outputs = [image, model, k, uploads], [found, table, note]
-    wiring.on_new_input(_retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT)
+    wiring.on_new_input(
+        _retrieve_ui, inputs, outputs, button=run, image=image, examples=examples, api_name=ENDPOINT,
+        new_scene=new_object, draw=scenes.new_object_file,
+    )
+    table.change(query_truth, [image, table], truth, api_visibility="private", show_progress="hidden", queue=False)
     wiring.clear_on_failure(k.release(_retrieve_ui, inputs, outputs, api_visibility="private"), outputs)
     model.change(picker.model_picked, model, card, api_visibility="private")
     wiring.clear_on_failure(draw.click(_map_ui, [image, model, method], space, api_visibility="private"), [space])

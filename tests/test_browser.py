@@ -416,7 +416,7 @@ def test_retrieval_tab_in_a_browser(app_url, session):
     page, panel = open_tab(context, recorder, app_url, "Self-supervised retrieval", "Find neighbours")
     with screenshot_on_failure(page, "browser-retrieve-failure.png"):
         choose_model(panel, "Rotation encoder (ShapesWorld)")
-        click_example(panel, "query-object-")
+        click_example(panel, "shapesworld-object-")
         neighbours = block(panel, "Nearest neighbours, best first")
         expect(neighbours.locator("img")).to_have_count(8, timeout=PREDICT_MS)
         expect(panel.get_by_text("nearest of 600 gallery images")).to_be_visible(timeout=UI_MS)
@@ -478,7 +478,7 @@ def test_diffusion_tab_in_a_browser(app_url, session):
         ("Instance segmentation", "Segment instances", "Mask R-CNN ResNet-50 FPN v2", "shapesworld-"),
         ("Captions and questions", "Caption", "BLIP base captioning", "shapesworld-"),
         ("CLIP zero-shot", "Classify", "OpenCLIP ViT-B/16 (LAION-2B)", "shapesworld-object-"),
-        ("Self-supervised retrieval", "Find neighbours", "DINOv2 ViT-S/14 (self-supervised)", "query-object-"),
+        ("Self-supervised retrieval", "Find neighbours", "DINOv2 ViT-S/14 (self-supervised)", "shapesworld-object-"),
         ("Text to image", "Generate", "SD-Turbo (512x512, 1-4 steps, non-commercial licence)", None),
     ],
 )
@@ -656,7 +656,7 @@ def test_segmentation_truth_and_typed_opacity_in_a_browser(app_url, session):
         ("Pose", "Estimate pose", "shapesworld-"),
         ("Captions and questions", "Caption", "shapesworld-"),
         ("CLIP zero-shot", "Classify", "shapesworld-object-"),
-        ("Self-supervised retrieval", "Find neighbours", "query-object-"),
+        ("Self-supervised retrieval", "Find neighbours", "shapesworld-object-"),
     ],
 )
 def test_every_tab_shows_its_results_whole_in_a_browser(app_url, session, tab, button, file_stem):

@@ -209,3 +209,20 @@ def test_the_rotation_encoder_reports_the_same_keys_and_its_shortcut():
     metrics = training.evaluate(models.get("rotation-shapes"), count=300)
     assert {"linear_probe_accuracy", "random_init_probe_accuracy", "recall_at_1"} <= set(metrics)
     assert metrics["linear_probe_accuracy"] < metrics["random_init_probe_accuracy"]
+
+
+def test_an_unseen_object_query_shows_its_class_and_how_many_neighbours_share_it(tmp_path):
+    from demos import scenes
+
+    seed = shapesworld.SPLITS["test"].start + 5_000
+    path = scenes.object_file(seed)
+    truth = models.retrieval.label_of(shapesworld.single_object(seed, scenes.OBJECT_SIDE)[1])
+    found = tab._retrieve_ui(path, "simclr-shapes", 8)
+    note = tab.query_truth(path, found[1])
+    same = sum(row[1] == truth for row in found[1])
+    assert f"class **{truth}**" in note and f"{same} of 8 (precision@8 {same / 8:.2f})" in note
+    assert same >= 6  # the contrastive encoder's recall@1 is 0.98 on unseen objects
+
+    photo = tmp_path / f"shapesworld-object-{seed}.png"  # named like one, but a photo: no truth made up
+    Image.fromarray(data.coffee()).save(photo)
+    assert tab.query_truth(str(photo), found[1]) == ""
