@@ -192,11 +192,10 @@ def _refilter(image_path, model_name, score, nms_iou, classes, max_detections, p
 
 @errors.user_errors
 def _model_changed(model_name: str):
-    """A new model: its own classes in the filter, its card, and its own default NMS IoU (when its weights are here to tell)."""
+    """A new model: its own classes in the filter, its card, and its own default NMS IoU (from its spec: weights here or not)."""
     card = picker.model_picked(model_name)
-    usable = models.spec(model_name).availability().usable
-    nms_default = common.load_model(model_name).default_nms_iou if usable else gr.skip()
-    return gr.update(choices=class_choices(model_name), value=[]), nms_default, card
+    nms_default = models.spec(model_name).default_nms_iou
+    return gr.update(choices=class_choices(model_name), value=[]), gr.skip() if nms_default is None else nms_default, card
 
 
 @errors.user_errors

@@ -373,6 +373,7 @@ def _pretrained_spec(task: str, name: str, title: str, repo: str, params: int, m
     return ModelSpec(
         name=name, task=task, tier="pretrained", title=title, source=HuggingFaceWeights(repo), license=BLIP_LICENSE,
         params=params, load=_load_blip, metrics=metrics, about=about,
+        input_size=384,  # both BLIP base checkpoints: ViT-B/16 at 384x384; their tokenizer's word pieces are not listed (empty vocabulary)
     )
 
 

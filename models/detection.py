@@ -24,7 +24,7 @@ from torchvision.ops import batched_nms
 from torchvision.transforms._presets import ObjectDetection
 
 from .batching import same_size_groups
-from .nets.detection import DetectorConfig, build_detector
+from .nets.detection import DetectorConfig, build_detector, default_nms_iou
 from .sources import HuggingFaceWeights, Labels, LocalWeights, TorchvisionWeights
 from .spec import ModelSpec, local_spec as local_model_spec, torchvision_spec
 
@@ -335,19 +335,27 @@ COCO_VAL = "COCO-val2017"
 _METRIC_NAMES = {"box_map": "box mAP", "mask_map": "mask mAP", "kp_map": "keypoint mAP"}
 
 
-def pretrained_spec(task: str, name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False) -> ModelSpec:
-    """A pretrained torchvision detector (boxes, masks or keypoints), with every COCO metric its weights report."""
+def pretrained_spec(
+    task: str, name: str, title: str, weights, builder, about: str = "", fast_on_cpu: bool = False, *, input_size: int = 800, nms_iou: float = 0.5,
+) -> ModelSpec:
+    """A pretrained torchvision detector (boxes, masks or keypoints), with every COCO metric its weights report.
+
+    ``input_size`` and ``nms_iou`` are what its builder sets (the R-CNNs' min_size 800 and
+    box_nms_thresh 0.5 unless given), so the spec knows them before the weights are here.
+    """
     reported = weights.meta["_metrics"][COCO_VAL]
     return torchvision_spec(
         task, name, title, weights, builder, load=_load_torchvision, trained_on="COCO train2017", benchmark=COCO_VAL,
         metrics={f"COCO val2017 {_METRIC_NAMES[key]}": key for key in reported}, about=about, fast_on_cpu=fast_on_cpu,
+        input_size=input_size, default_nms_iou=nms_iou,
     )
 
 
 def local_spec(task: str, name: str, title: str, about: str, metrics: dict[str, str]) -> ModelSpec:
     """A detector trained here; ``metrics`` maps what the picker shows to the card's metric keys."""
     about = f"`models/nets/detection.py` · {about} · trained by `python -m models train {name}`"
-    return local_model_spec(task, name, title, _load_local, metrics, about)
+    family = LocalWeights(name).card()["config"]["family"]
+    return local_model_spec(task, name, title, _load_local, metrics, about, default_nms_iou=default_nms_iou(family))
 
 
 DETR_REPO = "facebook/detr-resnet-50"
@@ -377,17 +385,18 @@ def specs() -> list[ModelSpec]:
             about="`transformers.DetrForObjectDetection` (timm ResNet-50 backbone) · transformer, set prediction, no NMS",
             half_precision_ok=False,
             read_labels=_detr_labels,
+            input_size=800,  # its image processor's shortest_edge; no NMS, so no default IoU
         ),
-        tv("fcos-resnet50", "FCOS ResNet-50 FPN", W.FCOS_ResNet50_FPN_Weights.DEFAULT, W.fcos_resnet50_fpn, "one-stage, anchor-free"),
+        tv("fcos-resnet50", "FCOS ResNet-50 FPN", W.FCOS_ResNet50_FPN_Weights.DEFAULT, W.fcos_resnet50_fpn, "one-stage, anchor-free", nms_iou=0.6),
         tv(
             "fasterrcnn-mobilenet", "Faster R-CNN MobileNetV3-Large FPN", W.FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT,
             W.fasterrcnn_mobilenet_v3_large_fpn, "two-stage", fast_on_cpu=True,
         ),
         tv(
             "fasterrcnn-mobilenet-320", "Faster R-CNN MobileNetV3-Large 320 FPN", W.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.DEFAULT,
-            W.fasterrcnn_mobilenet_v3_large_320_fpn, "two-stage, low resolution",
+            W.fasterrcnn_mobilenet_v3_large_320_fpn, "two-stage, low resolution", input_size=320,
         ),
-        tv("ssdlite-mobilenet", "SSDlite320 MobileNetV3-Large", W.SSDLite320_MobileNet_V3_Large_Weights.DEFAULT, W.ssdlite320_mobilenet_v3_large, "one-stage"),
+        tv("ssdlite-mobilenet", "SSDlite320 MobileNetV3-Large", W.SSDLite320_MobileNet_V3_Large_Weights.DEFAULT, W.ssdlite320_mobilenet_v3_large, "one-stage", input_size=320, nms_iou=0.55),
         local_spec("detection", "fasterrcnn-shapes", "Faster R-CNN (ShapesWorld)", "two-stage", LOCAL_METRICS),
         local_spec("detection", "fcos-shapes", "FCOS (ShapesWorld)", "one-stage, anchor-free", LOCAL_METRICS),
     ]

@@ -51,11 +51,16 @@ COCO_PERSON_SKELETON = [
 
 @dataclass(frozen=True)
 class Labels:
-    """What a model's outputs are called: its classes, and for pose its keypoints and the limbs joining them."""
+    """What a model's outputs are called: its classes, for pose its keypoints and the limbs joining them, for a text model its words.
+
+    ``vocabulary`` is the local captioners' whole word list (token id = index); empty where the
+    tokenizer is a pretrained one's tens of thousands of word pieces, which no page lists.
+    """
 
     categories: list[str] = field(default_factory=list)
     keypoints: list[str] = field(default_factory=list)
     skeleton: list[tuple[int, int]] = field(default_factory=list)
+    vocabulary: list[str] = field(default_factory=list)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -108,9 +113,21 @@ class LocalWeights:
         return json.loads(card_path.read_text()) if card_path.exists() else {}
 
     def labels(self) -> Labels:
-        """The classes, keypoints and skeleton the card lists (none for a model that names no classes)."""
+        """The classes, keypoints, skeleton and vocabulary the card lists (none for a model that names no classes)."""
         card = self.card()
-        return Labels(list(card.get("classes", [])), list(card.get("keypoints", [])), [tuple(limb) for limb in card.get("skeleton", [])])
+        skeleton = [tuple(limb) for limb in card.get("skeleton", [])]
+        return Labels(list(card.get("classes", [])), list(card.get("keypoints", [])), skeleton, list(card.get("vocabulary", [])))
+
+    def input_size(self) -> int | None:
+        """The image side the network was trained at, as the card records it (None where the card names none).
+
+        A detector's ``config.image_size`` (its min_size) comes before ``preprocessing.native_size``:
+        Mask R-CNN resizes 128-pixel scenes to 192. A diffusion U-Net's is its ``sample_size``.
+        """
+        card = self.card()
+        config, preprocessing = card.get("config", {}), card.get("preprocessing", {})
+        sizes = (card.get("image_size"), config.get("image_size"), preprocessing.get("image_size"), preprocessing.get("native_size"), config.get("sample_size"))
+        return next((int(size) for size in sizes if size), None)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         if not self.path.exists():

@@ -18,8 +18,9 @@ class ModelSpec:
     """One model: what it is, where its weights come from, and how to build the ready-to-run object.
 
     ``load`` returns an ``nn.Module`` wrapper that carries its own preprocessing and labels (e.g. a
-    Segmenter), so callers never guess a mean, a size or a category list; ``labels`` gives the same
-    names before the weights are here.
+    Segmenter), so callers never guess a mean, a size or a category list; ``labels``, ``input_size``
+    and ``default_nms_iou`` say the same before the weights are here, so a page can show them (and
+    set its controls) for a model it cannot run.
     """
 
     name: str
@@ -35,6 +36,8 @@ class ModelSpec:
     half_precision_ok: bool = True
     fast_on_cpu: bool = False  # the task's default on a CPU (the most accurate one is too slow there)
     read_labels: Callable[["ModelSpec"], Labels] | None = None
+    input_size: int | None = None  # the image side the network was trained at / resizes to; None where not known cheaply
+    default_nms_iou: float | None = None  # the NMS IoU its builder sets (the app's slider starts there); None: no NMS
 
     def availability(self) -> Availability:
         return self.source.availability()
@@ -54,8 +57,10 @@ class ModelSpec:
         return f"{self.title} · {self.tier}{fast} · {self.availability().value}"
 
 
-def local_spec(task: str, name: str, title: str, load: Callable[[ModelSpec], nn.Module], metrics: dict[str, str], about: str) -> ModelSpec:
-    """A model trained here and shipped in ``weights/``: parameters and metrics come from its JSON card.
+def local_spec(
+    task: str, name: str, title: str, load: Callable[[ModelSpec], nn.Module], metrics: dict[str, str], about: str, default_nms_iou: float | None = None,
+) -> ModelSpec:
+    """A model trained here and shipped in ``weights/``: parameters, metrics and input size come from its JSON card.
 
     ``metrics`` maps what the model picker shows to the card's metric keys.
     """
@@ -74,6 +79,8 @@ def local_spec(task: str, name: str, title: str, load: Callable[[ModelSpec], nn.
         metrics={label: measured.get(key) for label, key in metrics.items()},
         about=about,
         read_labels=source_labels,
+        input_size=source.input_size(),
+        default_nms_iou=default_nms_iou,
     )
 
 
@@ -85,9 +92,16 @@ def source_labels(spec: ModelSpec) -> Labels:
 def torchvision_spec(
     task: str, name: str, title: str, weights: WeightsEnum, builder: Callable[..., nn.Module], *,
     load: Callable[[ModelSpec], nn.Module], trained_on: str, metrics: dict[str, str], benchmark: str, about: str = "", fast_on_cpu: bool = False,
+    input_size: int | None = None, default_nms_iou: float | None = None,
 ) -> ModelSpec:
-    """A pretrained torchvision model: size, labels and ``metrics`` (shown name -> key in ``meta["_metrics"][benchmark]``) from its weights' metadata."""
+    """A pretrained torchvision model: size, labels and ``metrics`` (shown name -> key in ``meta["_metrics"][benchmark]``) from its weights' metadata.
+
+    ``input_size`` defaults to the side its weights' ``transforms()`` crops or resizes to; a
+    detector's transform resizes inside the network (its builder's min_size), so it passes its own.
+    """
     measured = weights.meta["_metrics"][benchmark]
+    preset = getattr(weights.transforms, "keywords", {})  # a functools.partial: read without building the transform
+    size = input_size or preset.get("crop_size") or preset.get("resize_size")
     package = builder.__module__.rpartition(".")[0]  # torchvision.models.detection.faster_rcnn -> torchvision.models.detection
     return ModelSpec(
         name=name,
@@ -102,4 +116,6 @@ def torchvision_spec(
         about=f"`{package}.{builder.__name__}`" + (f" · {about}" if about else ""),
         fast_on_cpu=fast_on_cpu,
         read_labels=source_labels,
+        input_size=size,
+        default_nms_iou=default_nms_iou,
     )

@@ -570,7 +570,7 @@ def test_picking_a_model_without_weights_leaves_every_control_working(no_pretrai
         classes, nms_default, card = detection._model_changed(UNAVAILABLE)
     assert len(warned) == 1
     assert "person" in classes["choices"] and "__background__" not in classes["choices"] and classes["value"] == []
-    assert nms_default == {"__type__": "update"}  # unchanged: only the loaded network knows its default
+    assert nms_default == models.spec(UNAVAILABLE).default_nms_iou == 0.5  # its builder's box_nms_thresh, from the spec
     assert_card_says_how_to_get_the_weights(card, UNAVAILABLE)
 
     path = scenes.scene_file(UNSEEN + 31)

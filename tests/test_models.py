@@ -208,3 +208,37 @@ def test_online_the_default_is_the_fast_model_on_a_cpu_and_the_most_accurate_on_
     for task, name in expected.items():
         assert models.default_for(task).name == name, task
         assert ("fast on CPU" in models.spec(name).label) == (device == "cpu")
+
+
+def test_every_spec_says_its_vocabulary_input_size_and_nms_default_without_loading():
+    """Labels (with the vocabulary), input size and default NMS IoU come from cards and metadata, not weights."""
+    before = list(models.cache().loaded())
+    for spec in models.all_specs().values():
+        vocabulary, size, iou = spec.labels.vocabulary, spec.input_size, spec.default_nms_iou
+        assert isinstance(vocabulary, list) and (size is None or size > 0) and (iou is None or 0 < iou <= 1), spec.name
+        assert (iou is not None) == (spec.task in ("detection", "instances", "pose") and spec.name != "detr-resnet50"), spec.name
+    assert models.cache().loaded() == before
+    specs = models.all_specs()
+    assert {name: specs[name].default_nms_iou for name in ("fcos-resnet50", "ssdlite-mobilenet", "fcos-shapes", "maskrcnn-shapes")} == {
+        "fcos-resnet50": 0.6, "ssdlite-mobilenet": 0.55, "fcos-shapes": 0.6, "maskrcnn-shapes": 0.5,
+    }
+    assert [specs[name].input_size for name in ("deeplabv3-mobilenet", "resnet50-supervised", "fasterrcnn-mobilenet-320", "maskrcnn-shapes")] == [520, 224, 320, 192]
+    assert len(specs["blip-caption-shapes"].labels.vocabulary) == 57 and specs["blip-caption-base"].labels.vocabulary == []
+
+
+@pytest.mark.parametrize("name", ["fasterrcnn-shapes", "fcos-shapes", "maskrcnn-shapes", "keypointrcnn-shapes", "fasterrcnn-mobilenet-320"])
+def test_a_detectors_spec_says_what_the_loaded_network_uses(name, planted_torch_home):
+    """The spec's NMS IoU is the one the built network carries, and its input size the network's min_size."""
+    spec = models.spec(name)
+    detector = spec.load(spec)
+    assert detector.default_nms_iou == spec.default_nms_iou
+    assert detector.network.transform.min_size == (spec.input_size,)
+
+
+@pytest.mark.parametrize("name", ["blip-caption-shapes", "lstm-caption-shapes", "blip-vqa-shapes"])
+def test_a_local_captioners_spec_lists_its_tokenizers_vocabulary(name):
+    spec = models.spec(name)
+    model = spec.load(spec)
+    vocab = model.tokenizer.get_vocab()
+    assert sorted(vocab, key=vocab.get) == spec.labels.vocabulary
+    assert model.processor.size["height"] == spec.input_size

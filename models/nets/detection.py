@@ -14,6 +14,7 @@ default of 800 px would make every step 20x slower for nothing).
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
@@ -87,6 +88,19 @@ def pyramid_strides(config: DetectorConfig) -> tuple[int, ...]:
     """Stride of every FPN level: the stages (4, 8, 16, ...) plus the max-pooled extra level."""
     stages = len(config.widths) - 1
     return tuple(2 ** (i + 2) for i in range(stages + 1))
+
+
+FAMILIES: dict[str, type[nn.Module]] = {"faster_rcnn": FasterRCNN, "mask_rcnn": MaskRCNN, "keypoint_rcnn": KeypointRCNN, "fcos": FCOS}
+"""The torchvision class ``build_detector`` makes for each ``DetectorConfig.family``."""
+
+
+def default_nms_iou(family: str) -> float:
+    """The NMS IoU a detector of this family runs at: its class's default, which ``build_detector`` leaves as it is.
+
+    Read from the constructor's signature, so a model picker knows it without building the network.
+    """
+    parameters = inspect.signature(FAMILIES[family]).parameters
+    return float(parameters["box_nms_thresh" if "box_nms_thresh" in parameters else "nms_thresh"].default)
 
 
 def build_detector(config: DetectorConfig) -> nn.Module:
