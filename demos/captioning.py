@@ -296,15 +296,15 @@ def build() -> None:
                 prefix = gr.Textbox("", label="Caption starts with (optional)", placeholder="a picture of")
                 method = gr.Radio(list(DECODING_METHODS), value="greedy", label="Decoding")
                 with gr.Row():
-                    beams = gr.Slider(1, 16, value=3, step=1, precision=0, label="Beam width (beam search)")
-                    count = gr.Slider(1, MAX_SEQUENCES, value=1, step=1, precision=0, label="Captions")
+                    beams = common.int_slider(1, 16, 3, label="Beam width (beam search)")
+                    count = common.int_slider(1, MAX_SEQUENCES, 1, label="Captions")
                 with gr.Row():
                     top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.05, label="top-p (sampling)")
                     temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature (sampling)")
                 with gr.Row():
                     # The API accepts up to MAX_NEW_TOKENS for every model (a model that reads fewer lowers it and
                     # says so); the page bounds the slider by the picked model (_length_slider).
-                    max_tokens = gr.Slider(1, MAX_NEW_TOKENS, value=20, step=1, precision=0, label="Maximum length (tokens)")
+                    max_tokens = common.int_slider(1, MAX_NEW_TOKENS, 20, label="Maximum length (tokens)")
                     seed = gr.Number(0, label="Seed (sampling)", precision=0, minimum=0)
                 run = gr.Button("Caption", variant="primary")
                 captions = gr.Textbox(label="Captions", lines=3, interactive=False)

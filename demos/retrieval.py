@@ -297,7 +297,7 @@ def build() -> None:
             image = UploadedImage(label="Query image", sources=["upload", "clipboard"], height=260, elem_classes="dvl-image")
             new_object = scenes.new_scene_button("New unseen object")
             model = picker.model_picker(TASK)
-            k = gr.Slider(1, MAX_K, value=8, step=1, precision=0, label="Neighbours (k)")
+            k = common.int_slider(1, MAX_K, 8, label="Neighbours (k)")
             uploads = gr.File(
                 label=f"Add your own images to the gallery (this session only; up to {MAX_UPLOADS})",
                 file_count="multiple", file_types=["image"], height=110,
