@@ -13,6 +13,7 @@ import functools
 import random
 import re
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 import numpy as np
@@ -48,11 +49,17 @@ def scene_file(seed: int) -> str:
     return str(path)
 
 
+@functools.lru_cache(maxsize=64)
+def single_object(seed: int) -> tuple[np.ndarray, str]:
+    """Single object ``seed`` at the side the CLIP and retrieval models saw, and its prompt (cached, as ``scene``)."""
+    return shapesworld.single_object(seed, OBJECT_SIDE)
+
+
 def object_file(seed: int) -> str:
     """The PNG of single object ``seed`` (what the CLIP and retrieval tabs take), written once."""
     path = examples_folder() / f"shapesworld-object-{seed}.png"
     if not path.exists():
-        Image.fromarray(shapesworld.single_object(seed, OBJECT_SIDE)[0]).save(path)
+        Image.fromarray(single_object(seed)[0]).save(path)
     return str(path)
 
 
@@ -72,25 +79,26 @@ def _pixels(path: str) -> np.ndarray | None:
         return None
 
 
-def scene_of(path: str | None) -> shapesworld.Scene | None:
-    """The ShapesWorld scene ``path`` shows, or None: named like one and pixel for pixel what its seed draws."""
-    match = SCENE_NAME.search(Path(path).name) if path else None
+def _shown_seed(path: str | None, name: re.Pattern, render: Callable[[int], np.ndarray]) -> int | None:
+    """The seed ``path`` is named for (``name``'s group), if its pixels are exactly what ``render(seed)`` draws."""
+    match = name.search(Path(path).name) if path else None
     if match is None:
         return None
-    truth = scene(int(match.group(1)))
+    seed = int(match.group(1))
     pixels = _pixels(path)
-    return truth if pixels is not None and np.array_equal(pixels, truth.image) else None
+    return seed if pixels is not None and np.array_equal(pixels, render(seed)) else None
+
+
+def scene_of(path: str | None) -> shapesworld.Scene | None:
+    """The ShapesWorld scene ``path`` shows, or None: named like one and pixel for pixel what its seed draws."""
+    seed = _shown_seed(path, SCENE_NAME, lambda s: scene(s).image)
+    return None if seed is None else scene(seed)
 
 
 def object_of(path: str | None) -> tuple[int, str] | None:
     """(seed, prompt such as "a large red star") of the single object ``path`` shows, or None (as ``scene_of``)."""
-    match = OBJECT_NAME.search(Path(path).name) if path else None
-    if match is None:
-        return None
-    seed = int(match.group(1))
-    image, prompt = shapesworld.single_object(seed, OBJECT_SIDE)
-    pixels = _pixels(path)
-    return (seed, prompt) if pixels is not None and np.array_equal(pixels, image) else None
+    seed = _shown_seed(path, OBJECT_NAME, lambda s: single_object(s)[0])
+    return None if seed is None else (seed, single_object(seed)[1])
 
 
 def new_scene_button(label: str = "New unseen scene") -> gr.Button:
