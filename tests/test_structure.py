@@ -13,6 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("app", "settings", "demos", "models", "shapesworld", "hosting", "bench")  # modules and packages at the top
 
 
+def parse(path: Path) -> ast.Module:
+    """``path``'s syntax tree, parsed again once if CPython 3.11's AST converter trips on its shared recursion counter.
+
+    That counter is not per thread in 3.11 (CPython gh-106905): while another thread of the test
+    process builds a syntax tree, ``ast.parse`` can raise "AST constructor recursion depth mismatch".
+    """
+    try:
+        return ast.parse(path.read_text(), str(path))
+    except SystemError:
+        return ast.parse(path.read_text(), str(path))
+
+
 def module_files() -> dict[str, Path]:
     """Every project module by dotted name (a package by its own name, for its ``__init__.py``)."""
     files = {}
@@ -50,7 +62,7 @@ def imported_names(module: str, path: Path, known: set[str]) -> set[str]:
     """
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
-    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+    for node in _import_nodes(parse(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
             continue
