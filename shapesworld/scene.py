@@ -31,6 +31,7 @@ class SceneObject:
     box: tuple[int, int, int, int] = (0, 0, 0, 0)  # visible pixels, (x0, y0, x1, y1), exclusive end
     area: int = 0  # visible pixels
     keypoints: np.ndarray | None = None  # persons only: (len(KEYPOINTS), 3) as x, y, visibility
+    depth: float = 0.0  # distance of its flat, camera-facing card (scene units; the ground spans FAR..NEAR)
 
     @property
     def label(self) -> int:
@@ -44,13 +45,18 @@ class SceneObject:
 
 @dataclass
 class Scene:
-    """A generated scene. ``semantic`` holds class indices, ``instance_map`` 0 or an instance id."""
+    """A generated scene. ``semantic`` holds class indices, ``instance_map`` 0 or an instance id.
+
+    ``depth`` is a ShapesWorld distance (the ground runs from GROUND_FAR at the top row to GROUND_NEAR
+    at the bottom; objects are flat cards nearer than the ground behind them and than what they cover).
+    """
 
     seed: int
     image: np.ndarray  # uint8 HxWx3
     semantic: np.ndarray  # uint8 HxW, indices into CLASSES
     instance_map: np.ndarray  # uint8 HxW, 0 = background, k = objects[k-1]
     objects: list[SceneObject]
+    depth: np.ndarray  # float32 HxW distance per pixel: the receding ground, then each object's card
     caption: str = ""
     qa: list[QA] = field(default_factory=list)
 
@@ -71,6 +77,42 @@ class Scene:
     @property
     def people(self) -> list[SceneObject]:
         return [o for o in self.objects if o.kind == PERSON]
+
+
+GROUND_FAR, GROUND_NEAR = 10.0, 2.0
+"""Depth of the ground plane at the top and at the bottom row of every scene."""
+CARD_IN_FRONT = 0.95  # an object's card stands just in front of the ground at its base
+OCCLUDER_IN_FRONT = 0.9  # an object drawn over another stands at most this fraction of that one's depth
+
+
+def ground_depth(size: int) -> np.ndarray:
+    """Depth of each row of a ground plane seen from above its horizon: far at the top, near at the bottom.
+
+    Disparity (1 / depth) of a plane is linear in the image row, so it is interpolated, not depth.
+    """
+    rows = (np.arange(size, dtype=np.float64) + 0.5) / size
+    return (1.0 / (1.0 / GROUND_FAR + rows * (1.0 / GROUND_NEAR - 1.0 / GROUND_FAR))).astype(np.float32)
+
+
+def _layer_depths(full_masks: list[np.ndarray], size: int) -> tuple[list[float], np.ndarray]:
+    """Each object's depth, and the per-pixel depth map, from the objects' full masks in draw order.
+
+    An object stands where it touches the ground (its lowest row), so its height in the image is the
+    monocular cue; then, in draw order, it is pulled in front of every earlier object its full mask
+    overlaps, so that what is drawn over something is nearer (painter's order = z order).
+    """
+    ground = ground_depth(size)
+    depth = np.repeat(ground[:, None], size, axis=1)
+    depths: list[float] = []
+    for i, mask in enumerate(full_masks):
+        base_row = int(np.nonzero(mask.any(axis=1))[0].max())
+        d = float(ground[base_row]) * CARD_IN_FRONT
+        for earlier, earlier_mask in zip(depths, full_masks[:i]):
+            if (mask & earlier_mask).any():
+                d = min(d, earlier * OCCLUDER_IN_FRONT)
+        depths.append(d)
+        depth[mask] = d
+    return depths, depth
 
 
 def _pick_colour(rng: np.random.Generator) -> tuple[str, np.ndarray]:
@@ -133,7 +175,8 @@ def generate(
     """Render scene ``seed``: a textured background, ``shapes`` objects and ``people`` stick figures.
 
     Counts are inclusive ranges. Objects may overlap (boxes share at most 35 % of the smaller
-    one), so masks and keypoint visibility describe what is actually visible.
+    one), so masks and keypoint visibility describe what is actually visible. ``depth`` is derived
+    from the drawn masks alone (no random draws), so adding it left every seed's image as it was.
     """
     rng = np.random.default_rng(seed)
     img = render.background(rng, size)
@@ -141,6 +184,7 @@ def generate(
     instance_map = np.zeros((size, size), np.uint8)
     objects: list[SceneObject] = []
     placed: list[tuple[float, ...]] = []
+    full_masks: list[np.ndarray] = []
 
     n_shapes = int(rng.integers(shapes[0], shapes[1] + 1))
     n_people = int(rng.integers(people[0], people[1] + 1))
@@ -181,11 +225,16 @@ def generate(
         semantic[mask] = obj.label
         instance_map[mask] = obj.instance_id
         objects.append(obj)
+        full_masks.append(mask)
+
+    object_depths, depth = _layer_depths(full_masks, size)
+    for obj, d in zip(objects, object_depths):
+        obj.depth = d
 
     img += rng.normal(0.0, noise, size=img.shape).astype(np.float32)
     image = np.clip(img, 0, 255).astype(np.uint8)
     objects = _finalise_annotations(objects, instance_map, size)
-    scene = Scene(seed, image, semantic, instance_map, objects)
+    scene = Scene(seed, image, semantic, instance_map, objects, depth=depth)
     scene.caption = caption_for(scene.objects, rng)
     scene.qa = questions_for(scene.objects, rng)
     return scene
