@@ -21,18 +21,20 @@ from .sources import HuggingFaceWeights, OpenClipWeights, PipelineWeights, Torch
 from .spec import ModelSpec
 
 
-def plant_random_weights(spec: ModelSpec, torch_home: Path | None = None, seed: int = 0, hf_home: Path | None = None) -> Path:
+def plant_random_weights(
+    spec: ModelSpec, torch_home: Path | None = None, seed: int = 0, hf_home: Path | None = None, full: bool = False
+) -> Path:
     """Write random-init weights for ``spec`` where its library looks; returns the file or snapshot folder.
 
     torchvision models go to ``torch_home/hub/checkpoints`` (``torch_home`` must be what TORCH_HOME
     points to when the model is loaded); Hugging Face repos, and the repos open_clip's tags name, to
-    ``hf_home/hub`` (HF_HOME's layout).
+    ``hf_home/hub`` (HF_HOME's layout). ``full``: the real size of the repos tests plant tiny (``FULL_SIZE``).
     """
     source = spec.source
     if isinstance(source, PipelineWeights):  # several repos (SD-Turbo and its safety checker): plant each
         if hf_home is None:
             raise ValueError(f"{spec.name} is a Hugging Face pipeline: give hf_home")
-        return [plant_hugging_face_snapshot(part, hf_home / "hub", seed) for part in source.parts][0]
+        return [plant_hugging_face_snapshot(part, hf_home / "hub", seed, full) for part in source.parts][0]
     if isinstance(source, OpenClipWeights):
         if hf_home is None:
             raise ValueError(f"{spec.name} is an open_clip model (its weights live in a Hugging Face repo): give hf_home")
@@ -40,7 +42,7 @@ def plant_random_weights(spec: ModelSpec, torch_home: Path | None = None, seed: 
     if isinstance(source, HuggingFaceWeights):
         if hf_home is None:
             raise ValueError(f"{spec.name} is a Hugging Face model: give hf_home")
-        return plant_hugging_face_snapshot(source, hf_home / "hub", seed)
+        return plant_hugging_face_snapshot(source, hf_home / "hub", seed, full)
     if not isinstance(source, TorchvisionWeights) or torch_home is None:
         raise TypeError(f"{spec.name}: nothing to plant in a TORCH_HOME")
     torch.manual_seed(seed)
@@ -214,18 +216,27 @@ PUBLISHED: dict[str, Callable[[], list]] = {
     "Salesforce/blip-image-captioning-base": lambda: blip_parts("caption"),
     "Salesforce/blip-vqa-base": lambda: blip_parts("answer"),
 }
-"""Repo id -> random-init objects (model, processor, ...) with the published configuration."""
+"""Repo id -> random-init objects (model, processor, ...) with the published configuration (tiny for the largest, see FULL_SIZE)."""
+
+FULL_SIZE: dict[str, Callable[[], list]] = {
+    "stabilityai/sd-turbo": lambda: sd_turbo_parts(full=True),
+    "Salesforce/blip-image-captioning-base": lambda: blip_parts("caption", full=True),
+    "Salesforce/blip-vqa-base": lambda: blip_parts("answer", full=True),
+}
+"""The repos PUBLISHED plants as tiny configurations of the same classes (fast tests), at their real size: the GPU benchmark's."""
 
 
-def plant_hugging_face_snapshot(source: HuggingFaceWeights, hub_cache: Path, seed: int = 0) -> Path:
+def plant_hugging_face_snapshot(source: HuggingFaceWeights, hub_cache: Path, seed: int = 0, full: bool = False) -> Path:
     """A snapshot of ``source.repo_id`` in Hugging Face's cache layout, as a download would leave it.
 
     ``hub_cache/models--org--name/snapshots/<commit>/`` holds what ``save_pretrained`` writes, and
     ``refs/<revision>`` names the commit, which is where ``from_pretrained`` looks offline.
+    ``full``: the real size where PUBLISHED plants a tiny configuration (``FULL_SIZE``).
     """
     torch.manual_seed(seed)
     repo, snapshot, commit = _snapshot_folder(hub_cache, source.repo_id, source.revision, seed)
-    for part in PUBLISHED[source.repo_id]():
+    parts = FULL_SIZE.get(source.repo_id, PUBLISHED[source.repo_id]) if full else PUBLISHED[source.repo_id]
+    for part in parts():
         part.save_pretrained(snapshot)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / source.revision).write_text(commit)
