@@ -208,6 +208,41 @@ def blip_parts(task: str, full: bool = False) -> list:
     return [network, BlipProcessor(image_processor=images, tokenizer=bert_wordpiece_tokenizer())]
 
 
+def depth_parts(repo_id: str, full: bool = False) -> list:
+    """Depth Anything V2 Small or DPT-Large as their repos publish them (``full``), or tiny configs of the same classes.
+
+    Depth Anything V2 Small: DINOv2 ViT-S/14 (features of layers 3, 6, 9, 12) and a DPT head, with
+    ``DPTImageProcessor`` at 518 px keeping the aspect ratio (sides a multiple of 14), ImageNet's mean
+    and std. DPT-Large: ViT-L/16 (layers 5, 11, 17, 23) at 384x384, mean and std 0.5. The tiny versions
+    keep each processor as published, so preprocessing and postprocessing are exactly the real ones.
+    """
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    if repo_id == "Intel/dpt-large":
+        sizes = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096, "backbone_out_indices": [5, 11, 17, 23]}
+        neck = {"neck_hidden_sizes": [256, 512, 1024, 1024], "fusion_hidden_size": 256}
+        if not full:
+            sizes = {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 64, "backbone_out_indices": [0, 1, 2, 3]}
+            neck = {"neck_hidden_sizes": [8, 16, 32, 32], "fusion_hidden_size": 16}
+        network = DPTForDepthEstimation(DPTConfig(**sizes, **neck, image_size=384, patch_size=16, readout_type="project"))
+        processor = DPTImageProcessor(size={"height": 384, "width": 384}, keep_aspect_ratio=False, resample=3, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        return [network, processor]
+    width, heads, layers, mlp = (384, 6, 12, 4) if full else (32, 4, 4, 2)
+    backbone = Dinov2Config(
+        hidden_size=width, num_attention_heads=heads, num_hidden_layers=layers, mlp_ratio=mlp, patch_size=14, image_size=518,
+        out_indices=[3, 6, 9, 12] if full else [1, 2, 3, 4], reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone, reassemble_hidden_size=width, neck_hidden_sizes=[48, 96, 192, 384] if full else [8, 16, 32, 32],
+        fusion_hidden_size=64 if full else 16, head_hidden_size=32 if full else 8, depth_estimation_type="relative",
+    )
+    processor = DPTImageProcessor(
+        size={"height": 518, "width": 518}, keep_aspect_ratio=True, ensure_multiple_of=14, resample=3, do_pad=False,
+        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+    )
+    return [DepthAnythingForDepthEstimation(config), processor]
+
+
 PUBLISHED: dict[str, Callable[[], list]] = {
     "facebook/detr-resnet-50": _detr_resnet50,
     "facebook/dinov2-small": _dinov2_small,
@@ -215,6 +250,8 @@ PUBLISHED: dict[str, Callable[[], list]] = {
     "CompVis/stable-diffusion-safety-checker": safety_checker_parts,
     "Salesforce/blip-image-captioning-base": lambda: blip_parts("caption"),
     "Salesforce/blip-vqa-base": lambda: blip_parts("answer"),
+    "depth-anything/Depth-Anything-V2-Small-hf": lambda: depth_parts("depth-anything/Depth-Anything-V2-Small-hf"),
+    "Intel/dpt-large": lambda: depth_parts("Intel/dpt-large"),
 }
 """Repo id -> random-init objects (model, processor, ...) with the published configuration (tiny for the largest, see FULL_SIZE)."""
 
@@ -222,6 +259,8 @@ FULL_SIZE: dict[str, Callable[[], list]] = {
     "stabilityai/sd-turbo": lambda: sd_turbo_parts(full=True),
     "Salesforce/blip-image-captioning-base": lambda: blip_parts("caption", full=True),
     "Salesforce/blip-vqa-base": lambda: blip_parts("answer", full=True),
+    "depth-anything/Depth-Anything-V2-Small-hf": lambda: depth_parts("depth-anything/Depth-Anything-V2-Small-hf", full=True),
+    "Intel/dpt-large": lambda: depth_parts("Intel/dpt-large", full=True),
 }
 """The repos PUBLISHED plants as tiny configurations of the same classes (fast tests), at their real size: the GPU benchmark's."""
 
