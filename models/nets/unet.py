@@ -4,10 +4,15 @@ Read it top to bottom: an encoder that halves the resolution and doubles the cha
 level, a decoder that upsamples with *transposed convolutions* (the operator the app's
 upsampling panel lets you play with) and concatenates the encoder's map of the same size (the
 skip connection), so fine detail lost by pooling comes back for the boundaries.
+
+Three switches let a student take it apart in the Train tab (the defaults are the shipped
+model's): ``batch_norm`` off (convolutions with a bias instead), ``skips`` off (the decoder sees
+only the upsampled coarse map), and ``dropout`` (channel dropout after each block).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -19,6 +24,9 @@ class UNetConfig:
     in_channels: int = 3
     num_classes: int = 7
     widths: tuple[int, ...] = (16, 32, 64, 128)  # channels per level; len(widths)-1 poolings
+    batch_norm: bool = True
+    skips: bool = True  # the decoder concatenates the encoder's map of the same size
+    dropout: float = 0.0  # channel dropout (Dropout2d) after each block while training
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -28,16 +36,19 @@ class UNetConfig:
         return cls(**{**d, "widths": tuple(d["widths"])})
 
 
-def double_conv(cin: int, cout: int) -> nn.Sequential:
-    """Two 3x3 convolutions with batch norm and ReLU: the U-Net's basic block."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
+def double_conv(cin: int, cout: int, batch_norm: bool = True, dropout: float = 0.0) -> nn.Sequential:
+    """Two 3x3 convolutions with batch norm and ReLU: the U-Net's basic block.
+
+    Without batch norm each convolution keeps its bias (batch norm's shift replaced it); dropout
+    comes last, so the default block's layers keep the indices the shipped weights name.
+    """
+    layers: list[nn.Module] = []
+    for c_in in (cin, cout):
+        layers.append(nn.Conv2d(c_in, cout, 3, padding=1, bias=not batch_norm))
+        layers.extend([nn.BatchNorm2d(cout)] if batch_norm else [])
+        layers.append(nn.ReLU(inplace=True))
+    layers.extend([nn.Dropout2d(dropout)] if dropout > 0 else [])
+    return nn.Sequential(*layers)
 
 
 class UNet(nn.Module):
@@ -45,12 +56,14 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.encoders = nn.ModuleList([double_conv(config.in_channels, w[0])])
-        self.encoders.extend(double_conv(w[i], w[i + 1]) for i in range(len(w) - 1))
+        block = functools.partial(double_conv, batch_norm=config.batch_norm, dropout=config.dropout)
+        self.encoders = nn.ModuleList([block(config.in_channels, w[0])])
+        self.encoders.extend(block(w[i], w[i + 1]) for i in range(len(w) - 1))
         self.pool = nn.MaxPool2d(2)
         # Decoder level i goes from w[i+1] channels back to w[i]: upsample x2, concat skip, convolve.
         self.upsamplers = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in reversed(range(len(w) - 1)))
-        self.decoders = nn.ModuleList(double_conv(2 * w[i], w[i]) for i in reversed(range(len(w) - 1)))
+        joined = 2 if config.skips else 1  # with skips, the decoder sees its own channels twice
+        self.decoders = nn.ModuleList(block(joined * w[i], w[i]) for i in reversed(range(len(w) - 1)))
         self.head = nn.Conv2d(w[0], config.num_classes, 1)
 
     @property
@@ -70,7 +83,8 @@ class UNet(nn.Module):
             skips.append(x)
         skips.pop()  # the bottleneck is not a skip
         for level, (up, decoder) in enumerate(zip(self.upsamplers, self.decoders)):
-            x = decoder(torch.cat([up(x), skips.pop()], dim=1))
+            skip = skips.pop()
+            x = decoder(torch.cat([up(x), skip], dim=1) if self.config.skips else up(x))
             scale = 2 ** (len(self.decoders) - level - 1)
             features[f"decoder {level + 1} ({x.shape[1]} ch, 1/{scale})"] = x
         return self.head(x), features

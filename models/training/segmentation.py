@@ -25,6 +25,7 @@ from models.nets.unet import UNet, UNetConfig
 from models.segmentation import SegmentationOutput, unet_segmenter
 
 from .common import WEIGHTS_DIR, TrainLog, save_checkpoint, seed_everything
+from .loop import fit
 from .metrics import ConfusionMatrix
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -48,6 +49,19 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     inter = (probs * onehot).sum((0, 2, 3))
     total = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     return 1 - ((2 * inter + 1) / (total + 1)).mean()
+
+
+def segmentation_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy plus soft Dice of ``model`` on (images, targets), and the cross-entropy alone to report."""
+    images, targets = batch
+    loss, ce = segmentation_criterion(model(images), targets)
+    return loss, {"ce": ce.item()}
+
+
+def segmentation_criterion(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training loss (cross-entropy plus soft Dice) of ``logits`` against ``targets``, and its cross-entropy part."""
+    ce = F.cross_entropy(logits, targets)
+    return ce + soft_dice_loss(logits, targets), ce
 
 
 def evaluate(segmenter: Callable[[Image.Image], SegmentationOutput], seed: int = TEST_SEED, count: int = 500, size: int = 128) -> dict:
@@ -84,18 +98,10 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     log = TrainLog()
     first = shapesworld.SPLITS["train"].start + seed * steps * batch
-    model.train()
-    for step in range(1, steps + 1):
-        images, targets = scene_batch(range(first + (step - 1) * batch, first + step * batch), size)
-        images, targets = images.to(device), targets.to(device)
-        logits = model(images)
-        ce = F.cross_entropy(logits, targets)
-        loss = ce + soft_dice_loss(logits, targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        log.step(step, steps, loss=loss.item(), ce=ce.item())
+    fit(
+        model, opt, lambda step: scene_batch(range(first + (step - 1) * batch, first + step * batch), size), segmentation_loss, steps,
+        scheduler=sched, callbacks=[lambda done: log.step(done.number, steps, loss=done.loss, **done.values)], device=device,
+    )
     train_seconds = log.elapsed
     metrics = evaluate(unet_segmenter(model.eval(), list(shapesworld.CLASSES), IMAGENET_MEAN, IMAGENET_STD), count=eval_count, size=size)
     print(f"test mean IoU {metrics['mean_iou']:.4f} {metrics['iou_per_class']}", flush=True)
