@@ -42,16 +42,17 @@ def image_key(image: Image.Image) -> str:
     return f"{hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest()}-{image.width}x{image.height}"
 
 
-def save_output(result: Image.Image | dict | list, stem: str) -> str:
-    """Write a result file users can download (an image as PNG, data as JSON); Gradio serves it from the temp folder."""
+def save_output(result: Image.Image | dict | list | bytes, stem: str, suffix: str = ".bin") -> str:
+    """Write a result file users can download (an image as PNG, data as JSON, bytes with ``suffix``); Gradio serves it from the temp folder."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    is_image = isinstance(result, Image.Image)
-    handle = tempfile.NamedTemporaryFile(prefix=f"{stem}-", suffix=".png" if is_image else ".json", dir=OUTPUT_DIR, delete=False)
+    is_image, is_bytes = isinstance(result, Image.Image), isinstance(result, bytes)
+    suffix = ".png" if is_image else suffix if is_bytes else ".json"
+    handle = tempfile.NamedTemporaryFile(prefix=f"{stem}-", suffix=suffix, dir=OUTPUT_DIR, delete=False)
     with handle:
         if is_image:
             result.save(handle, format="PNG")
         else:
-            handle.write(json.dumps(result, indent=1).encode())
+            handle.write(result if is_bytes else json.dumps(result, indent=1).encode())
     return handle.name
 
 

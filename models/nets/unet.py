@@ -5,6 +5,10 @@ level, a decoder that upsamples with *transposed convolutions* (the operator the
 upsampling panel lets you play with) and concatenates the encoder's map of the same size (the
 skip connection), so fine detail lost by pooling comes back for the boundaries.
 
+With ``coords`` the input also gets two coordinate channels (CoordConv, Liu et al., 2018): where a
+pixel is in the image, which padded convolutions only sense near the borders. Depth on a receding
+ground plane is mostly a function of the row, so the depth U-Net uses them; segmentation does not.
+
 Three switches let a student take it apart in the Train tab (the defaults are the shipped
 model's): ``batch_norm`` off (convolutions with a bias instead), ``skips`` off (the decoder sees
 only the upsampled coarse map), and ``dropout`` (channel dropout after each block).
@@ -27,6 +31,7 @@ class UNetConfig:
     batch_norm: bool = True
     skips: bool = True  # the decoder concatenates the encoder's map of the same size
     dropout: float = 0.0  # channel dropout (Dropout2d) after each block while training
+    coords: bool = False  # append x and y in [-1, 1] to the input channels
 
     def to_dict(self) -> dict:
         return {**asdict(self), "widths": list(self.widths)}
@@ -51,13 +56,21 @@ def double_conv(cin: int, cout: int, batch_norm: bool = True, dropout: float = 0
     return nn.Sequential(*layers)
 
 
+def coordinate_channels(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W): each pixel's x and y, from -1 (left, top) to 1 (right, bottom), like ``x``'s dtype and device."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
+    xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
+    return torch.cat([xs, ys], dim=1)
+
+
 class UNet(nn.Module):
     def __init__(self, config: UNetConfig = UNetConfig()) -> None:
         super().__init__()
         self.config = config
         w = config.widths
         block = functools.partial(double_conv, batch_norm=config.batch_norm, dropout=config.dropout)
-        self.encoders = nn.ModuleList([block(config.in_channels, w[0])])
+        self.encoders = nn.ModuleList([block(config.in_channels + 2 * config.coords, w[0])])
         self.encoders.extend(block(w[i], w[i + 1]) for i in range(len(w) - 1))
         self.pool = nn.MaxPool2d(2)
         # Decoder level i goes from w[i+1] channels back to w[i]: upsample x2, concat skip, convolve.
@@ -75,6 +88,8 @@ class UNet(nn.Module):
         """Logits plus every encoder and decoder feature map, by name, for looking inside."""
         features: dict[str, torch.Tensor] = {}
         skips = []
+        if self.config.coords:
+            x = torch.cat([x, coordinate_channels(x)], dim=1)
         for level, encoder in enumerate(self.encoders):
             if level > 0:
                 x = self.pool(x)
