@@ -25,6 +25,7 @@ from models.depth_metrics import score
 from models.nets.unet import UNet, UNetConfig
 
 from .common import WEIGHTS_DIR, TrainLog, save_checkpoint, seed_everything
+from .loop import fit
 
 TEST_SEED = shapesworld.SPLITS["test"].start
 CONFIG = UNetConfig(num_classes=1, widths=(16, 32, 64, 128), coords=True)
@@ -45,6 +46,12 @@ def depth_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     (px, py), (tx, ty) = grads(predicted), grads(target)
     return (predicted - target).abs().mean() + (px - tx).abs().mean() + (py - ty).abs().mean()
+
+
+def local_depth_loss(model: LocalDepth, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """``fit``'s loss: the wrapper's normalisation, the network, ``depth_loss`` against the log-depth targets."""
+    images, target = batch
+    return depth_loss(model.network(model.normalise(images)), target), {}
 
 
 def evaluate(estimator: Callable[[Image.Image], DepthMap], seed: int = TEST_SEED, count: int = 500, size: int = 128) -> dict:
@@ -78,20 +85,15 @@ def train(
     network = UNet(CONFIG)
     with torch.no_grad():  # start at the scenes' typical log-depth, not at depth 1
         network.head.bias.fill_(float(np.log(5.0)))
-    model = LocalDepth(network, name, size, MEAN, STD).to(device).train()
+    model = LocalDepth(network, name, size, MEAN, STD).to(device)
     opt = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     log = TrainLog()
     first = shapesworld.SPLITS["train"].start + seed * steps * batch
-    for step in range(1, steps + 1):
-        images, target = scene_batch(range(first + (step - 1) * batch, first + step * batch), size)
-        images, target = images.to(device), target.to(device)
-        loss = depth_loss(network(model.normalise(images)), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        log.step(step, steps, loss=loss.item())
+    fit(
+        model, opt, lambda step: scene_batch(range(first + (step - 1) * batch, first + step * batch), size), local_depth_loss, steps,
+        scheduler=sched, callbacks=[lambda done: log.step(done.number, steps, loss=done.loss)], device=device,
+    )
     train_seconds = log.elapsed
     metrics = evaluate(model.eval(), count=eval_count, size=size)
     print(f"test delta1 {metrics['delta1']:.4f} abs_rel {metrics['abs_rel']:.4f}", flush=True)
