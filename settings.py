@@ -156,6 +156,21 @@ def ray_retry_s() -> float:
     return read("DVL_RAY_RETRY_S", 60.0, float)
 
 
+def train_slots() -> int:
+    """Train-tab runs at once on this server (the rest wait in line); with the ray backend, at once on the cluster."""
+    return max(1, read("DVL_TRAIN_SLOTS", 1, int))
+
+
+def train_threads() -> int:
+    """CPU threads one Train-tab run may use: one leaves the other core to the other tabs on a 2-core server."""
+    return max(1, read("DVL_TRAIN_THREADS", 1, int))
+
+
+def train_memory_mb() -> float:
+    """Memory one Train-tab run may take beyond its start (its address space is capped there); 0: no cap."""
+    return read("DVL_TRAIN_MEMORY_MB", 1536.0, float)
+
+
 def weights_dir() -> Path | None:
     """A folder searched first for pretrained weight files, by their canonical file name."""
     return read("DVL_WEIGHTS_DIR", None, lambda value: Path(value).expanduser())

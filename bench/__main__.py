@@ -7,6 +7,7 @@
     python -m bench --task retrieval         # nearest-neighbour search over 10,000 embeddings; local encoders' embedding time
     python -m bench --task captioning        # local captioners and VQA; BLIP base's full architecture and its first streamed token
     python -m bench --task diffusion         # local generation time by steps; SD-Turbo: the app against a bare pipeline call
+    python -m bench --task train_yourself    # Train tab: 60-s runs' mIoU, repeatability, /segment while a run trains, stop, RSS (~8 min)
     python -m bench --models unet-shapes fcos-shapes --repeats 50 --json bench.json
     python -m bench --no-http                # in-process numbers only
     python -m bench --torch-home ~/.cache/torch --hf-home ~/.cache/huggingface   # real downloaded weights
@@ -27,7 +28,7 @@ import models
 import torch
 from models.tasks import TASKS as DECLARED
 
-from . import api, captioning, clip, data, diffusion, inprocess, machine, report, retrieval, targets
+from . import api, captioning, clip, data, diffusion, inprocess, machine, report, retrieval, targets, train_yourself
 from .tasks import SEGMENTATION, TASKS, Task
 from .weights import weights_for
 
@@ -40,6 +41,7 @@ SECTIONS = {  # tasks measured by a section of their own (not bench/tasks.py's t
     "retrieval": lambda args: retrieval.measure(args.repeats or (50 if args.quick else 200)),
     "captioning": lambda args: captioning.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 3)),
     "diffusion": lambda args: diffusion.measure(args.repeats or (3 if args.quick else 5), args.pretrained_repeats or (3 if args.quick else 5)),
+    "train_yourself": lambda args: train_yourself.measure(args.repeats or (10 if args.quick else 20)),
 }
 
 

@@ -7,8 +7,9 @@ import gradio as gr
 import models
 
 
-def _picker_choices(task: str) -> list[tuple[str, str]]:
-    return [(spec.label, spec.name) for spec in models.for_task(task)]
+def _picker_choices(task: str, session: str | None = None) -> list[tuple[str, str]]:
+    """The task's models, then those ``session`` trained in the Train tab."""
+    return [(spec.label, spec.name) for spec in models.for_task(task, session)]
 
 
 def second_choice(task: str) -> str:
@@ -21,7 +22,8 @@ def second_choice(task: str) -> str:
 def model_picker(task: str, label: str = "Model", value: str | None = None) -> gr.Dropdown:
     """A dropdown of the task's models showing tier and availability, set to ``value`` or the best usable one.
 
-    The labels are refreshed on every page load, so a model downloaded since start-up shows as cached.
+    The labels are refreshed on every page load, so a model downloaded since start-up shows as cached,
+    and when the picker gets focus, so a model this session trained in the Train tab is listed.
     """
     picker = gr.Dropdown(
         choices=_picker_choices(task),
@@ -32,10 +34,11 @@ def model_picker(task: str, label: str = "Model", value: str | None = None) -> g
     )
     # Not queued: a page load refreshes every picker at once, and this costs no model; queued, a
     # page's own refreshes would use up its share of the queue (hosting.fairness) before any request.
-    gr.on(
-        None, lambda: gr.update(choices=_picker_choices(task)), None, picker, api_visibility="private", show_progress="hidden",
-        queue=False,
-    )
+    def refresh(request: gr.Request):
+        return gr.update(choices=_picker_choices(task, request.session_hash))
+
+    gr.on([picker.focus], refresh, None, picker, api_visibility="private", show_progress="hidden", queue=False)
+    gr.on(None, refresh, None, picker, api_visibility="private", show_progress="hidden", queue=False)
     return picker
 
 

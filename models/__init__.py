@@ -6,8 +6,8 @@
 """
 
 from .cache import ModelServerUnavailable
-from .registry import all_specs, cache, default_for, for_task, get, spec
+from .registry import add_trained, all_specs, cache, default_for, for_task, get, spec
 from .sources import Availability, WeightsUnavailable
 from .spec import ModelSpec
 
-__all__ = ["Availability", "ModelServerUnavailable", "ModelSpec", "WeightsUnavailable", "all_specs", "cache", "default_for", "for_task", "get", "spec"]
+__all__ = ["Availability", "ModelServerUnavailable", "ModelSpec", "WeightsUnavailable", "add_trained", "all_specs", "cache", "default_for", "for_task", "get", "spec"]

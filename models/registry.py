@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 
 import settings
 
@@ -17,15 +19,39 @@ def all_specs() -> dict[str, ModelSpec]:
     return {spec.name: spec for task in TASKS for spec in task.specs()}
 
 
+TRAINED_KEPT = 64
+"""Models trained in the page kept listed, across all sessions: the oldest is forgotten first."""
+_trained: OrderedDict[str, tuple[str, ModelSpec]] = OrderedDict()  # name -> (owner, spec), oldest first
+_trained_lock = threading.Lock()
+
+
+def add_trained(model: ModelSpec, owner: str) -> None:
+    """List ``model``, trained in the page, for ``owner`` (a page session) beside the declared models of its task.
+
+    Only ``owner``'s pickers list it (``for_task(task, owner)``); ``spec`` finds it by name for
+    anyone who has the name, as a download link is found. Never written to ``weights/``.
+    """
+    with _trained_lock:
+        _trained[model.name] = (owner, model)
+        while len(_trained) > TRAINED_KEPT:
+            _trained.popitem(last=False)
+
+
 def spec(name: str) -> ModelSpec:
-    try:
-        return all_specs()[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(all_specs())}") from None
+    declared = all_specs()
+    if name in declared:
+        return declared[name]
+    with _trained_lock:
+        if name in _trained:
+            return _trained[name][1]
+    raise KeyError(f"unknown model {name!r}; known: {', '.join(declared)}")
 
 
-def for_task(task: str) -> list[ModelSpec]:
-    return [s for s in all_specs().values() if s.task == task]
+def for_task(task: str, owner: str | None = None) -> list[ModelSpec]:
+    """The declared models of ``task``, best first, then those ``owner`` trained in the page, newest first."""
+    with _trained_lock:
+        mine = [model for who, model in reversed(_trained.values()) if owner is not None and who == owner and model.task == task]
+    return [s for s in all_specs().values() if s.task == task] + mine
 
 
 def default_for(task: str) -> ModelSpec:

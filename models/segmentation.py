@@ -8,6 +8,7 @@ the local U-Net takes them from its JSON card. Both then run the same ``predict`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,9 +76,16 @@ class Segmenter(nn.Module):
         return SegmentationOutput(labels.byte().cpu().numpy(), confidence.cpu().numpy(), self.categories)
 
 
-def unet_segmenter(network: UNet, classes: list[str], mean: tuple[float, ...], std: tuple[float, ...]) -> Segmenter:
-    """A U-Net at its native resolution (no resize), padded to a multiple of its downsampling."""
-    transform = SemanticSegmentation(resize_size=None, mean=tuple(mean), std=tuple(std))
+def unet_segmenter(
+    network: UNet, classes: list[str], mean: tuple[float, ...], std: tuple[float, ...], resize_to: int | None = None,
+) -> Segmenter:
+    """A U-Net at its native resolution, padded to a multiple of its downsampling.
+
+    ``resize_to``: the shorter side is resized to this first (a U-Net trained in the page on 64-px
+    scenes sees a 128-px scene's shapes at the size it learned them); the classes come back at the
+    image's size.
+    """
+    transform = SemanticSegmentation(resize_size=resize_to, mean=tuple(mean), std=tuple(std))
     return Segmenter(network, classes, transform, size_multiple=network.downsampling)
 
 
@@ -87,7 +95,8 @@ def _load_unet(spec: ModelSpec) -> Segmenter:
     card = source.card()
     network = UNet(UNetConfig.from_dict(card["config"]))
     network.load_state_dict(state)
-    return unet_segmenter(network, spec.labels.categories, card["preprocessing"]["mean"], card["preprocessing"]["std"])
+    preprocessing = card["preprocessing"]
+    return unet_segmenter(network, spec.labels.categories, preprocessing["mean"], preprocessing["std"], preprocessing.get("resize_to"))
 
 
 def _load_torchvision(spec: ModelSpec) -> Segmenter:
@@ -100,6 +109,11 @@ def _pretrained_spec(name: str, title: str, weights, builder, fast_on_cpu: bool 
         "segmentation", name, title, weights, builder, load=_load_torchvision, trained_on="COCO train2017, VOC's 20 classes",
         benchmark="COCO-val2017-VOC-labels", metrics={"COCO-val2017 (VOC labels) mIoU": "miou", "pixel acc": "pixel_acc"}, fast_on_cpu=fast_on_cpu,
     )
+
+
+def trained_spec(name: str, title: str, directory: Path) -> ModelSpec:
+    """A U-Net trained in the Train tab, its weights and card in ``directory``: the same loader as the shipped one."""
+    return local_spec("segmentation", name, title, _load_unet, {"validation mIoU (50 scenes)": "mean_iou"}, "trained in the page (Train tab)", directory=directory)
 
 
 def specs() -> list[ModelSpec]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Literal
 
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from .sources import Availability, HuggingFaceWeights, Labels, LocalWeights, OpenClipWeights, PipelineWeights, TorchvisionWeights
+from .sources import WEIGHTS_DIR, Availability, HuggingFaceWeights, Labels, LocalWeights, OpenClipWeights, PipelineWeights, TorchvisionWeights
 
 Tier = Literal["pretrained", "local"]
 
@@ -59,12 +60,14 @@ class ModelSpec:
 
 def local_spec(
     task: str, name: str, title: str, load: Callable[[ModelSpec], nn.Module], metrics: dict[str, str], about: str, default_nms_iou: float | None = None,
+    directory: Path = WEIGHTS_DIR,
 ) -> ModelSpec:
     """A model trained here and shipped in ``weights/``: parameters, metrics and input size come from its JSON card.
 
-    ``metrics`` maps what the model picker shows to the card's metric keys.
+    ``metrics`` maps what the model picker shows to the card's metric keys. ``directory``: where
+    else the files are (a model trained in the page lives in a temporary folder, never ``weights/``).
     """
-    source = LocalWeights(name)
+    source = LocalWeights(name, directory)
     card = source.card()
     measured = card.get("metrics", {})
     return ModelSpec(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation
+from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation, train_yourself
 from .spec import ModelSpec
 
 DENSE_PREDICTION = "Dense prediction"
@@ -25,6 +25,7 @@ DETECTION_AND_INSTANCES = "Detection and instances"
 VISION_AND_LANGUAGE = "Vision and language"
 REPRESENTATIONS = "Representations"
 GENERATION = "Generation"
+TRAINING = "Training"  # the lecture's Part 1 (optimisation, regularisation), practised last: after using the models
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ TASKS: tuple[Task, ...] = (
     Task("clip", VISION_AND_LANGUAGE, ("classify",), clip.specs),
     Task("retrieval", REPRESENTATIONS, ("retrieve",), retrieval.specs),
     Task("diffusion", GENERATION, ("generate",), diffusion.specs),
+    Task("train_yourself", TRAINING, ("train", "stop_training"), train_yourself.specs),
 )
 
 BY_NAME: dict[str, Task] = {task.name: task for task in TASKS}
