@@ -33,6 +33,27 @@ def to_pil(batch: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a) for a in array]
 
 
+def understand(prompt: str, otherwise: str = "") -> tuple[ParsedPrompt, list[str]]:
+    """What a local ShapesWorld generator reads from ``prompt``, and notices that name the words it could not.
+
+    Shared by the local diffusion model, VAE and GAN, which read prompts the same way; ``otherwise``
+    ends the notice for a prompt with no known word (where else to turn).
+    """
+    parsed = parse_prompt(prompt)
+    notices = []
+    if not parsed.known:
+        notices.append(
+            "The local model knows only ShapesWorld's words (sizes: small, large; colours: red, green, blue, "
+            "yellow, purple, orange; shapes: circle, square, triangle, star, ring) and found none in this prompt, "
+            f"so it drew an unconditional sample. {otherwise}".strip()
+        )
+    elif parsed.ignored:
+        notices.append(f"Ignored words the local model has no meaning for: {', '.join(parsed.ignored)}.")
+    if parsed.known:
+        notices.append(f'The local model read the prompt as "{parsed.text()}".')
+    return parsed, notices
+
+
 class ShapesTextToImage(nn.Module):
     """The local model with its training scheduler's config: prompts in, 32x32 ShapesWorld objects out."""
 
@@ -50,19 +71,7 @@ class ShapesTextToImage(nn.Module):
 
     def understand(self, prompt: str) -> tuple[ParsedPrompt, list[str]]:
         """The attributes the model reads from ``prompt``, and notices about the rest."""
-        parsed = parse_prompt(prompt)
-        notices = []
-        if not parsed.known:
-            notices.append(
-                "The local model knows only ShapesWorld's words (sizes: small, large; colours: red, green, blue, "
-                "yellow, purple, orange; shapes: circle, square, triangle, star, ring) and found none in this prompt, "
-                "so it drew an unconditional sample. Try the pretrained model for other prompts."
-            )
-        elif parsed.ignored:
-            notices.append(f"Ignored words the local model has no meaning for: {', '.join(parsed.ignored)}.")
-        if parsed.known:
-            notices.append(f'The local model read the prompt as "{parsed.text()}".')
-        return parsed, notices
+        return understand(prompt, "Try the pretrained model for other prompts.")
 
     @torch.inference_mode()
     def denoise(self, request: Request, capture: Sequence[int] = ()) -> Iterator[DenoisingStep | Generation]:

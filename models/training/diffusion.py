@@ -21,10 +21,11 @@ timesteps. Those steps only teach the background's texture and pixel noise; the 
 middle and high noise, which is where the bar's misses (triangles and stars drawn as blobs) were.
 The forward pass is ``torch.compile``d for training (0.50 -> 0.38 s a step here, batch 64).
 
-Judge: the bar counts a generation right when the project's mini-CLIP (``clip-shapes``, trained
-on real renders only) picks the asked colour and shape among all 30 colour-shape labels. The
-generated 32x32 image is upsampled to the judge's 64x64, as the judge's own accuracy on real
-renders that went through the same 64 -> 32 -> 64 round trip (``judge_accuracy_on_renders``) checks.
+Judge (``models/judging.py``, shared with the VAE and the GAN): the bar counts a generation right
+when the project's mini-CLIP (``clip-shapes``, trained on real renders only) picks the asked colour
+and shape among all 30 colour-shape labels. The generated 32x32 image is upsampled to the judge's
+64x64, as the judge's own accuracy on real renders that went through the same 64 -> 32 -> 64 round
+trip (``judge_accuracy_on_renders``) checks.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from diffusers.training_utils import EMAModel, compute_snr
 from PIL import Image
 
 import shapesworld
-from models import registry
-from models.clip import zero_shot
 from models.diffusion import ShapesTextToImage
+from models.judging import DIFFUSION_SAMPLING as SAMPLING
+from models.judging import JUDGE, eval_prompts, judge
 from models.nets.diffusion import ATTRIBUTES, ShapesDiffusion, parse_prompt, unet_config
 from models.text_to_image import Request, run
 
@@ -54,10 +55,6 @@ TEST_SEED = shapesworld.SPLITS["test"].start
 VAL_SEED = shapesworld.SPLITS["val"].start
 IMAGE_SIZE = 32
 RENDER_SIZE = 64
-JUDGE = "clip-shapes"
-JUDGE_LABELS = tuple(f"{colour} {shape}" for shape in shapesworld.SHAPES for colour in shapesworld.COLOURS)
-SAMPLING = {"scheduler": "DPM-Solver++", "steps": 10, "guidance": 4.0}
-"""How the bar is measured, and the tab's defaults for the local model."""
 SCHEDULER = {
     "num_train_timesteps": 1000,
     "beta_schedule": "linear",
@@ -98,29 +95,6 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         image = torch.rot90(x[i], int(turns[i]), (1, 2))
         out[i] = image.flip(2) if flips[i] else image
     return out
-
-
-def eval_prompts(count: int) -> list[str]:
-    """``count`` prompts; any 30 in a row cover every colour-shape pair, any 60 each pair in both sizes.
-
-    Prompt ``i`` asks for shape ``i mod 5`` in colour ``i mod 6`` (5 and 6 are coprime, so the pairs
-    cycle through all 30), small for the first 30 of every 60 and large for the next.
-    """
-    sizes, colours, shapes = tuple(shapesworld.SIZES), tuple(shapesworld.COLOURS), shapesworld.SHAPES
-    return [f"a {sizes[(i // 30) % 2]} {colours[i % 6]} {shapes[i % 5]}" for i in range(count)]
-
-
-def judge(images: list[Image.Image]) -> list[tuple[str, str]]:
-    """(colour, shape) the mini-CLIP sees in each image, upsampled to its input size.
-
-    Nearest-neighbour upsampling: it invents no detail, and on real renders through the same round
-    trip it read 97% right (bicubic 96%, bilinear 92%); the misses are small shapes that 32 pixels
-    cannot tell apart, a ceiling no 32x32 generator can pass.
-    """
-    classifier = registry.get(JUDGE)
-    big = [im.resize((classifier.image_size, classifier.image_size), Image.Resampling.NEAREST) for im in images]
-    result = zero_shot(classifier, big, JUDGE_LABELS)
-    return [tuple(JUDGE_LABELS[i].split()) for i in result.probabilities.argmax(1)]  # type: ignore[misc]
 
 
 def judge_on_renders(seed: int, count: int) -> float:
