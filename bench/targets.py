@@ -37,6 +37,7 @@ LIMITS: dict[str, LocalLimits] = {
 }
 APP_READY_S = 10.0
 UNET_TRAIN_MIN = 30.0
+GAN_SPEEDUP_MIN = 20.0  # a GAN sample (one forward pass) against a 10-step guided diffusion sample (20 passes)
 
 
 @dataclass
