@@ -77,7 +77,10 @@ def _planted_full_size(name: str):
         finally:
             models.cache.cache_clear()
             for key, value in saved.items():
-                os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def measure(repeats: int, pretrained_repeats: int) -> DepthBench:
