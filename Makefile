@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 7860
 
-.PHONY: run test bench bench-scale soak train evaluate browser clean
+.PHONY: run test bench bench-gpu bench-scale soak train evaluate browser clean
 
 $(VENV)/.app-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(VENV)/.dev-installed browser  ## set up, then the whole suite (under 20 
 
 bench: $(VENV)/.dev-installed         ## latency/memory tables; see bench/README.md
 	$(PY) -m bench
+
+bench-gpu: $(VENV)/.dev-installed     ## every pretrained model at its real size on a GPU, app vs library; see bench/gpu.py
+	$(PY) -m bench gpu
 
 bench-scale: $(VENV)/.dev-installed   ## replicas and batching on Ray Serve (the ray backend); see bench/scale.py
 	$(PY) -m bench.scale

@@ -8,9 +8,12 @@
     python -m bench --task captioning        # local captioners and VQA; BLIP base's full architecture and its first streamed token
     python -m bench --task diffusion         # local generation time by steps; SD-Turbo: the app against a bare pipeline call
     python -m bench --task train_yourself    # Train tab: 60-s runs' mIoU, repeatability, /segment while a run trains, stop, RSS (~8 min)
+    python -m bench --task generative        # one GAN and one VAE sample against a 10-step diffusion sample, as a ratio
+    python -m bench --task restoration       # the local restorer's predict time; Swin2SR's full architectures at the app's input caps
     python -m bench --models unet-shapes fcos-shapes --repeats 50 --json bench.json
     python -m bench --no-http                # in-process numbers only
     python -m bench --torch-home ~/.cache/torch --hf-home ~/.cache/huggingface   # real downloaded weights
+    python -m bench gpu [--smoke]            # every pretrained model at its real size on a GPU (bench/gpu.py)
 
 Progress goes to stderr, the tables to stdout.
 """
@@ -28,7 +31,7 @@ import models
 import torch
 from models.tasks import TASKS as DECLARED
 
-from . import api, captioning, clip, data, diffusion, inprocess, machine, report, retrieval, targets, train_yourself
+from . import api, captioning, clip, data, diffusion, generative, inprocess, machine, report, restoration, retrieval, targets, train_yourself
 from .tasks import SEGMENTATION, TASKS, Task
 from .weights import weights_for
 
@@ -42,6 +45,8 @@ SECTIONS = {  # tasks measured by a section of their own (not bench/tasks.py's t
     "captioning": lambda args: captioning.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 3)),
     "diffusion": lambda args: diffusion.measure(args.repeats or (3 if args.quick else 5), args.pretrained_repeats or (3 if args.quick else 5)),
     "train_yourself": lambda args: train_yourself.measure(args.repeats or (10 if args.quick else 20)),
+    "generative": lambda args: generative.measure(args.repeats or (5 if args.quick else 10)),
+    "restoration": lambda args: restoration.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (1 if args.quick else 2)),
 }
 
 
@@ -96,6 +101,11 @@ def say(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gpu"]:  # `python -m bench gpu`: the pretrained models at their real size (bench/gpu.py)
+        from . import gpu
+
+        return gpu.main(argv[1:])
     args = parse_args(argv)
     # A SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, so the app server and temp dirs are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -97,20 +97,7 @@ def _measure_pretrained(bench: CaptioningBench, repeats: int) -> None:
     captioner = Captioner(network.to(device, dtype), processor.image_processor, processor.tokenizer, "blip-caption-base")
     decoding = Decoding(max_tokens=20)
     bench.rows["blip-caption-base: greedy caption, 20 tokens"] = _timed(lambda: captioner.generate([photo], decoding), repeats, warmup=1)
-    encoded_at: list[float] = []
-    hook = network.vision_model.register_forward_hook(lambda *_: encoded_at.append(time.perf_counter()))
-    waits = []
-    try:
-        for _ in range(repeats + 1):  # the first is a warm-up
-            encoded_at.clear()
-            first = None
-            for item in captioner.stream(photo, decoding):  # to the end: the next run must not share the cores
-                if first is None and isinstance(item, list) and any(item):
-                    first = time.perf_counter()
-            waits.append(first - encoded_at[0])
-    finally:
-        hook.remove()
-    bench.first_token = Samples(waits[1:])
+    bench.first_token = first_token_waits(captioner, photo, decoding, repeats)
     bench.rows["blip-caption-base: image encoded -> first streamed token"] = bench.first_token
     del captioner, network
     network, processor = blip_parts("answer", full=True)
@@ -118,6 +105,35 @@ def _measure_pretrained(bench: CaptioningBench, repeats: int) -> None:
     bench.rows["blip-vqa-base: greedy answer, at most 10 tokens"] = _timed(
         lambda: answerer.generate([photo], ["what is she holding?"], Decoding(max_tokens=10)), repeats, warmup=1
     )
+
+
+def first_token_waits(captioner: Captioner, photo: Image.Image, decoding: Decoding, repeats: int) -> Samples:
+    """Seconds from the end of the image encoding (a hook on the vision model) to the first partial caption streamed.
+
+    What a page waits for once the image is encoded; each stream runs to its end, so the next run
+    does not share the device with a leftover one. One extra run first, as a warm-up.
+    """
+    encoded_at: list[float] = []
+    hook = captioner.network.vision_model.register_forward_hook(lambda *_: encoded_at.append(seconds_now()))
+    waits = []
+    try:
+        for _ in range(repeats + 1):
+            encoded_at.clear()
+            first = None
+            for item in captioner.stream(photo, decoding):
+                if first is None and isinstance(item, list) and any(item):
+                    first = seconds_now()
+            waits.append(first - encoded_at[0])
+    finally:
+        hook.remove()
+    return Samples(waits[1:])
+
+
+def seconds_now() -> float:
+    """A clock reading with the GPU's queued work finished first, so a hook's time is when the work ended."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def _caption_call(model: Captioner, image: Image.Image):

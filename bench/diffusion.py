@@ -61,11 +61,14 @@ class DiffusionBench:
         }
 
 
-def _turbo_pipeline() -> tuple[object, str]:
-    """SD 2.1's full architecture on a GPU (half precision), else the tiny planted classes, random weights either way."""
+def turbo_pipeline(full: bool | None = None) -> tuple[object, str]:
+    """SD 2.1's full architecture on a GPU (half precision), else the tiny planted classes, random weights either way.
+
+    ``full`` None: full where a GPU is.
+    """
     from models.planting import safety_checker_parts, sd_turbo_parts
 
-    full = torch.cuda.is_available()
+    full = torch.cuda.is_available() if full is None else full
     (pipe,) = sd_turbo_parts(full=full)
     checker, features = safety_checker_parts()
     pipe.register_modules(safety_checker=checker, feature_extractor=features)
@@ -83,21 +86,29 @@ def measure(local_repeats: int = 5, turbo_repeats: int = 5) -> DiffusionBench:
             request = Request("a large red triangle", steps=steps, guidance=2.0)
             run(model, request)  # warm-up
             local[steps] = Samples([seconds(lambda: run(model, request)) for _ in range(local_repeats)])
-    pipe, setup = _turbo_pipeline()
-    pipe.set_progress_bar_config(disable=True)
-    app = TurboTextToImage(pipe, "sd-turbo")
+    pipe, setup = turbo_pipeline()
     turbo_app, turbo_bare = {}, {}
     for steps in TURBO_STEPS:
-        request = Request("a photo of a cat", steps=steps, guidance=0.0, scheduler="Euler")
-
-        def bare() -> object:
-            return pipe(request.prompt, num_inference_steps=steps, guidance_scale=0.0, generator=torch.Generator("cpu").manual_seed(0))
-
-        bare(), run(app, request)  # warm-up of both paths
-        app_times, bare_times = [], []
-        for _ in range(turbo_repeats):  # alternated, so drifting clocks or caches hit both alike
-            app_times.append(seconds(lambda: run(app, request)))
-            bare_times.append(seconds(bare))
-        turbo_app[steps], turbo_bare[steps] = Samples(app_times), Samples(bare_times)
+        turbo_app[steps], turbo_bare[steps] = turbo_against_bare(pipe, steps, turbo_repeats)
     return DiffusionBench(local, turbo_app, turbo_bare, setup)
+
+
+def turbo_against_bare(pipe, steps: int, repeats: int) -> tuple[Samples, Samples]:
+    """The app's SD-Turbo path and a bare ``pipe(prompt, num_inference_steps=steps, guidance_scale=0.0)``, alternated.
+
+    Alternating lets drifting clocks or caches hit both alike; one untimed call of each first.
+    """
+    pipe.set_progress_bar_config(disable=True)
+    app = TurboTextToImage(pipe, "sd-turbo")
+    request = Request("a photo of a cat", steps=steps, guidance=0.0, scheduler="Euler")
+
+    def bare() -> object:
+        return pipe(request.prompt, num_inference_steps=steps, guidance_scale=0.0, generator=torch.Generator("cpu").manual_seed(0))
+
+    bare(), run(app, request)
+    app_times, bare_times = [], []
+    for _ in range(repeats):
+        app_times.append(seconds(lambda: run(app, request)))
+        bare_times.append(seconds(bare))
+    return Samples(app_times), Samples(bare_times)
 

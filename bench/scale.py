@@ -49,14 +49,17 @@ def images(count: int) -> list[Image.Image]:
     return [Image.fromarray(shapesworld.generate(first + i, IMAGE_SIZE).image) for i in range(count)]
 
 
-def measure(label: str, model_name: str, replicas: int, max_batch_size: int, inputs: list[Image.Image], clients: int) -> Run:
-    """Deploy ``model_name`` so, warm every replica, then time ``len(inputs)`` requests from ``clients`` threads."""
+def measure(
+    label: str, model_name: str, replicas: int, max_batch_size: int, inputs: list[Image.Image], clients: int, gpus: float = 0,
+) -> Run:
+    """Deploy ``model_name`` so (each replica one CPU and ``gpus`` of a GPU), warm every replica, then time
+    ``len(inputs)`` requests from ``clients`` threads."""
     from ray import serve
 
     import models
     from models import serving
 
-    serving.deploy(models.spec(model_name), replicas=replicas, cpus=1, max_batch_size=max_batch_size)
+    serving.deploy(models.spec(model_name), replicas=replicas, cpus=1, gpus=gpus, max_batch_size=max_batch_size)
     model = serving.RemoteModelCache(models.spec).get(model_name)
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(model, inputs[: clients]))  # every replica loaded and its kernels chosen
