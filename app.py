@@ -140,6 +140,8 @@ def prefetch_defaults() -> None:
 
     log = logging.getLogger("app")
     for demo in demos.ALL:
+        if not models.for_task(demo.TASK):  # the Train tab: every network it shows is trained in the page
+            continue
         spec = models.default_for(demo.TASK)
         if spec.tier == "pretrained":
             try:

@@ -32,6 +32,8 @@ TASK = "train_yourself"
 ENDPOINT = "train"  # the tab's main action, served at /train
 RUNS_KEPT = 6  # the session's last runs overlaid in the comparison
 TILE = 128  # each shown input and prediction, enlarged from 64 px
+PLOTTED_STEPS = 200  # at most this many training-loss points per plot
+UPDATE_S = 1.0  # the page is updated about this often while a run trains
 
 
 @dataclass
@@ -56,16 +58,22 @@ def recipe_of(
 
 
 def loss_frame(progress: runner.Progress) -> pd.DataFrame:
-    """Training loss at every step and validation loss at every validation, against seconds of training."""
-    rows = [(seconds, loss, "training") for _, seconds, loss in progress.train if np.isfinite(loss)]
+    """Training loss (averaged over bins of steps past ``PLOTTED_STEPS``) and validation loss, against seconds of training.
+
+    The averages keep a two-minute run's curve light to send every half second, and smoother to read.
+    """
+    points = [(seconds, loss) for _, seconds, loss in progress.train if np.isfinite(loss)]
+    per_bin = max(1, -(-len(points) // PLOTTED_STEPS))
+    binned = [points[i : i + per_bin] for i in range(0, len(points), per_bin)]
+    rows = [(chunk[-1][0], float(np.mean([loss for _, loss in chunk])), "training") for chunk in binned]
     rows += [(seconds, loss, "validation") for _, seconds, loss, _ in progress.val if np.isfinite(loss)]
-    return pd.DataFrame(rows or [(0.0, np.nan, "training")], columns=["seconds", "loss", "curve"])
+    return pd.DataFrame(rows, columns=["seconds", "loss", "curve"])
 
 
 def metric_frame(progress: runner.Progress) -> pd.DataFrame:
     name = recipes.METRIC[progress.recipe.model]
     rows = [(seconds, metric, f"validation {name}") for _, seconds, _, metric in progress.val]
-    return pd.DataFrame(rows or [(0.0, np.nan, f"validation {name}")], columns=["seconds", "score", "curve"])
+    return pd.DataFrame(rows, columns=["seconds", "score", "curve"])
 
 
 def compare_frame(runs: list[RunSummary], model: str, budget_s: float) -> pd.DataFrame:
@@ -75,7 +83,7 @@ def compare_frame(runs: list[RunSummary], model: str, budget_s: float) -> pd.Dat
     if reference:
         title, value = reference
         rows += [(0.0, value, title), (float(budget_s), value, title)]
-    return pd.DataFrame(rows or [(0.0, np.nan, "no run yet")], columns=["seconds", "score", "run"])
+    return pd.DataFrame(rows, columns=["seconds", "score", "run"])
 
 
 def _scene_image(seed: int) -> tuple[Image.Image, np.ndarray]:
@@ -158,10 +166,15 @@ def summary(progress: runner.Progress) -> dict:
 # ---------------------------------------------------------------- UI
 
 
-def _outputs(progress: runner.Progress, runs: list[RunSummary], files=gr.skip()) -> tuple:
+def _outputs(progress: runner.Progress, runs: list[RunSummary], *, new_validation: bool, whole: bool, files=gr.skip()) -> tuple:
+    """The tab's outputs for one update; the validation curve, the picture and the comparison only when they change.
+
+    Every plot redrawn twice a second kept a browser on a busy laptop behind the run by seconds.
+    """
     return (
-        status_text(progress), loss_frame(progress), metric_frame(progress), predictions_image(progress),
-        compare_frame(runs, progress.recipe.model, progress.recipe.budget_s), files, summary(progress), runs,
+        status_text(progress), loss_frame(progress), metric_frame(progress) if new_validation else gr.skip(),
+        predictions_image(progress) if new_validation else gr.skip(),
+        compare_frame(runs, progress.recipe.model, progress.recipe.budget_s) if whole else gr.skip(), files, summary(progress), runs,
     )
 
 
@@ -190,10 +203,11 @@ def _train_ui(
     recipe = recipe_of(model, budget_s, lr, batch, optimiser, augment, batch_norm, dropout, skips, seed)
     runs = list(runs or [])
     owner = request.session_hash or "api"
-    progress = None
-    for progress in runner.train(recipe, OUTPUT_DIR / "trained", owner, poll_s=0.5):
+    progress, validations = None, 0
+    for progress in runner.train(recipe, OUTPUT_DIR / "trained", owner, poll_s=UPDATE_S):
         if not progress.finished:
-            yield _outputs(progress, runs)
+            yield _outputs(progress, runs, new_validation=len(progress.val) != validations, whole=validations == 0)
+            validations = len(progress.val)
     if progress.val:
         number = runs[-1].number + 1 if runs else 1
         curve = [(seconds, metric) for _, seconds, _, metric in progress.val]
@@ -202,7 +216,7 @@ def _train_ui(
     if result is not None and result.spec is not None:
         models.add_trained(result.spec, owner)
         gr.Info(f"“{result.title}” is in the Semantic segmentation tab's model picker for this session.")
-    yield _outputs(progress, runs, [str(result.weights), str(result.card)] if result else None)
+    yield _outputs(progress, runs, new_validation=True, whole=True, files=[str(result.weights), str(result.card)] if result else None)
 
 
 def _stop_ui(request: gr.Request) -> str:
@@ -231,26 +245,25 @@ def build() -> None:
                 lr = gr.Number(value=Recipe().lr, label="Learning rate", min_width=120)
                 batch = gr.Number(value=Recipe().batch, precision=0, label="Batch size (1 to 64)", min_width=120)
             optimiser = gr.Radio([(title, key) for key, title in recipes.OPTIMISERS.items()], value=Recipe().optimiser, label="Optimiser")
-            with gr.Row():
-                augment = gr.Checkbox(value=False, label="Data augmentation", min_width=160)
-                batch_norm = gr.Checkbox(value=True, label="Batch normalisation", min_width=160)
-                skips = gr.Checkbox(value=True, label="Skip connections (U-Net)", min_width=160)
+            augment = gr.Checkbox(value=False, label="Data augmentation (flips, quarter turns, brightness)")
+            batch_norm = gr.Checkbox(value=True, label="Batch normalisation")
+            skips = gr.Checkbox(value=True, label="Skip connections (U-Net)")
             dropout = gr.Slider(0, recipes.MAX_DROPOUT, value=0, step=0.05, label="Dropout")
             seed = gr.Number(value=0, precision=0, label="Seed (same seed and settings: the same curve)")
             with gr.Row():
                 run = gr.Button("Train", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
-            status = gr.Markdown("Pick a recipe and press **Train**.", elem_id="train-status")
+            status = gr.Markdown("Pick a recipe and press **Train**.", label="Status", elem_id="train-status")
             with gr.Row():
-                losses = gr.LinePlot(x="seconds", y="loss", color="curve", title="Loss", height=260, elem_id="train-loss", min_width=260)
-                scores = gr.LinePlot(x="seconds", y="score", color="curve", title="Validation score", y_lim=[0, 1], height=260,
+                losses = gr.LinePlot(x="seconds", y="loss", color="curve", title="Loss", label="Loss curves", height=260, elem_id="train-loss", min_width=260)
+                scores = gr.LinePlot(x="seconds", y="score", color="curve", title="Validation score", label="Validation curve", y_lim=[0, 1], height=260,
                                      elem_id="train-metric", min_width=260)
             shown = gr.Image(label="Four validation inputs it never trains on, with its latest predictions", type="pil", format="png",
                              interactive=False, elem_id="train-predictions", elem_classes="dvl-image")
-            compare = gr.LinePlot(x="seconds", y="score", color="run", title="Your last runs and the shipped model", y_lim=[0, 1],
+            compare = gr.LinePlot(x="seconds", y="score", color="run", title="Your last runs and the shipped model", label="Comparison", y_lim=[0, 1],
                                   height=280, elem_id="train-compare")
-            files = gr.Files(label="The trained network: safetensors weights and its card (JSON)")
+            files = gr.Files(label="The trained network: safetensors weights and its card (JSON)", elem_id="train-files")
             with gr.Accordion("Numbers", open=False):
                 numbers = gr.JSON(label="Run summary")
     runs = gr.State([])

@@ -10,12 +10,17 @@ import settings
 
 from .cache import ModelCache
 from .spec import ModelSpec
-from .tasks import TASKS
 
 
 @functools.cache
 def all_specs() -> dict[str, ModelSpec]:
-    """Every model of every declared task (models/tasks.py), in each task's preference order."""
+    """Every model of every declared task (models/tasks.py), in each task's preference order.
+
+    The tasks are imported here, on first use, not with the registry: a process that needs one
+    network and its trainer (a Train-tab run) then does not import every task's libraries.
+    """
+    from .tasks import TASKS
+
     return {spec.name: spec for task in TASKS for spec in task.specs()}
 
 

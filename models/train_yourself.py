@@ -93,6 +93,8 @@ class Progress:
             return "Stopped before the first validation."
         first, best, last = self.val[0][3], max(v[3] for v in self.val), self.val[-1][3]
         losses = [loss for _, _, loss in self.train]
+        if best < STALLED_BELOW[self.recipe.model] and self.status == "stopped":
+            return f"It had not learned much yet when it stopped, after {steps} steps ({self.elapsed:.0f} s): validation {name} {last:.2f}."
         if best < STALLED_BELOW[self.recipe.model]:
             rose = len(losses) > 20 and np.mean(losses[-10:]) > np.mean(losses[:10])
             advice = (

@@ -19,7 +19,8 @@ def blocks():
 def test_every_demo_declares_title_task_and_build():
     for demo in demos.ALL:
         assert demo.TITLE and demo.TASK and demo.ENDPOINT and callable(demo.build)
-        assert models.for_task(demo.TASK), f"{demo.TASK} has no models in the registry"
+        trains_its_own = demo.TASK == "train_yourself"  # every network it shows is trained in the page
+        assert models.for_task(demo.TASK) or trains_its_own, f"{demo.TASK} has no models in the registry"
 
 
 def test_building_the_ui_loads_no_weights():

@@ -208,3 +208,29 @@ def test_the_api_streams_a_run_stops_it_and_queues_a_second_one(client, app_url)
     _wait_until(second, lambda s: s["status"] == "training")
     other.predict(api_name="/stop_training")
     assert _summary(second.result(timeout=30))["status"] == "stopped"
+
+
+# ---------------------------------------------------------------- the ray backend
+
+
+def test_under_the_ray_backend_a_run_is_a_ray_task_that_declares_its_cpu(tmp_path, monkeypatch):
+    serving = pytest.importorskip("models.serving", reason="the ray backend's tests need requirements-ray.txt")
+    import ray
+
+    from models import train_yourself as runner
+
+    monkeypatch.setattr("models.recipe.BUDGET_S", (1, 120))
+    monkeypatch.setenv("DVL_BACKEND", "ray")
+    started_here = not ray.is_initialized()
+    serving.connect(None, num_cpus=2)
+    try:
+        held = []
+        for progress in runner.train(Recipe(budget_s=20, batch=2), tmp_path, owner="ray-session", poll_s=0.2):
+            if progress.status == "training" and progress.steps >= 3 and not held:
+                held.append(ray.cluster_resources()["CPU"] - ray.available_resources().get("CPU", 0))
+                assert runner.stop("ray-session")
+        assert held == [1.0]  # the task holds the one CPU it declared (settings.train_threads)
+        assert progress.status == "stopped" and progress.result is not None and progress.steps >= 3
+    finally:
+        if started_here:
+            ray.shutdown()
