@@ -157,7 +157,9 @@ def _supervise(run: Run, progress: Progress, owner: str, out: Path, poll_s: floa
             events = run.events(poll_s)
             for event in events:
                 _apply(event, progress, out)
-            if not progress.finished and (time.monotonic() > deadline or run.stop_overdue(STOP_GRACE_S) or (not events and not run.alive())):
+            if not progress.finished and run.stop_overdue(STOP_GRACE_S):
+                progress.status = "stopped"  # killed: a stop frees the run's memory and thread within two seconds
+            elif not progress.finished and (time.monotonic() > deadline or (not events and not run.alive())):
                 progress.status = "failed"
                 progress.message = "the training process ended without a result (out of memory, or past its time limit)."
             yield progress
