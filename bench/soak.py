@@ -45,6 +45,7 @@ from .server import AppServer
 # endpoint -> the request's values after the image (the tab's controls), on the shipped local models
 REQUESTS: dict[str, list] = {
     "segment": ["unet-shapes", 0.6],
+    "depth": ["unet-depth-shapes"],
     "detect": ["fasterrcnn-shapes", 0.5, 0.5, [], 100],
     "instances": ["maskrcnn-shapes", 0.5, 0.5, True, True, 100],
     "pose": ["keypointrcnn-shapes", 0.5, 2.0, 20],

@@ -111,13 +111,15 @@ def alignment(output: DepthMap, scene: shapesworld.Scene) -> Alignment:
     aligned, s, t = align(output.values, output.kind, scene.depth)
     scores = scene_scores(output, scene)
     space = "depth" if output.kind == DEPTH else "disparity (1 / depth)"
+    read = "" if output.kind == DEPTH else " (1 / value)"
     table = (
         f"On ShapesWorld scene {scene.seed}, against its true depth. The fit: true {space} ≈ s · prediction + t, "
         f"least squares over every pixel, s = {s:.4g}, t = {t:.4g}.\n\n"
         "| prediction | abs rel ↓ | δ < 1.25 ↑ |\n| --- | --- | --- |\n"
-        f"| as the model gives it, read as depth | {scores.abs_rel:.3f} | {scores.delta1:.3f} |\n"
+        f"| as the model gives it, read as depth{read} | {scores.abs_rel:.3f} | {scores.delta1:.3f} |\n"
         f"| after scale and shift | {scores.aligned_abs_rel:.3f} | {scores.aligned_delta1:.3f} |\n\n"
-        + ("The local U-Net learnt ShapesWorld's own units, so it needs little alignment. " if output.kind == DEPTH else
+        + ("The local U-Net learnt ShapesWorld's own units, so it needs little alignment (the fit minimises the squared "
+           "error in depth, not the relative error, so abs rel may even rise). " if output.kind == DEPTH else
            "A relative model's raw numbers are no depth at all: trained on many datasets with a loss blind to scale and "
            "shift, it only orders and shapes the scene. ")
         + "One image cannot tell a small, near scene from a large, far one: a monocular model's depth is known at best "

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import captioning, clip, detection, diffusion, instances, pose, retrieval, segmentation, train_yourself
+from . import captioning, clip, depth, detection, diffusion, instances, pose, retrieval, segmentation, train_yourself
 from .spec import ModelSpec
 
 DENSE_PREDICTION = "Dense prediction"
@@ -43,6 +43,7 @@ class Task:
 
 TASKS: tuple[Task, ...] = (
     Task("segmentation", DENSE_PREDICTION, ("segment", "segment_features"), segmentation.specs),
+    Task("depth", DENSE_PREDICTION, ("depth",), depth.specs),
     Task("detection", DETECTION_AND_INSTANCES, ("detect",), detection.specs),
     Task("instances", DETECTION_AND_INSTANCES, ("instances",), instances.specs),
     Task("pose", DETECTION_AND_INSTANCES, ("pose",), pose.specs),

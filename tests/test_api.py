@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate", "/train", "/stop_training"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/depth", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate", "/train", "/stop_training", "/sample", "/autoencode"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
@@ -411,3 +411,34 @@ def test_the_api_names_every_value_and_types_every_count_as_an_integer(app_url):
                 problems.append(f"{name}: {parameter['parameter_name']!r} ({label!r}) is a count typed {kind}")
         problems += [f"{name}: a return is named {r['label']!r}" for r in info["returns"] if re.match(r"value_\d+$", r["label"])]
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------- /depth
+
+
+def test_depth_of_an_unseen_scene_as_a_16_bit_png_with_its_range_and_scores(client, tmp_path):
+    scene = shapesworld.generate(SCENE_SEED)
+    path = tmp_path / f"shapesworld-{SCENE_SEED}.png"  # named as its seed, so the app scores it against the truth
+    Image.fromarray(scene.image).save(path)
+    picture, png_path, numbers, mesh_path = client.predict(handle_file(str(path)), "unet-depth-shapes", api_name="/depth")
+    with Image.open(png_path) as png:
+        stored = np.asarray(png).astype(np.float64)
+    assert stored.shape == (128, 128) and stored.max() == 65535
+    depth = numbers["min"] + stored / 65535 * (numbers["max"] - numbers["min"])
+    assert numbers["kind"] == "depth" and numbers["shapesworld_seed"] == SCENE_SEED
+    assert np.mean(np.abs(depth - scene.depth) / scene.depth) == pytest.approx(numbers["metrics"]["abs_rel"], abs=2e-3)
+    assert numbers["metrics"]["delta1"] > 0.8 and Path(mesh_path).suffix == ".glb" and Image.open(picture).width > 128
+
+
+def test_depth_refuses_a_model_that_is_not_here_and_a_broken_file(client, tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(photo)
+    with pytest.raises(AppError, match="prefetch"):
+        client.predict(handle_file(str(photo)), "dpt-large", api_name="/depth")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(str(broken)), "unet-depth-shapes", api_name="/depth")
+    assert "Traceback" not in str(error.value)
+    _, _, numbers, _ = client.predict(handle_file(str(photo)), "unet-depth-shapes", api_name="/depth")
+    assert numbers["metrics"] is None and numbers["min"] <= numbers["max"]

@@ -479,6 +479,7 @@ def test_diffusion_tab_in_a_browser(app_url, session):
         ("Captions and questions", "Caption", "BLIP base captioning", "shapesworld-"),
         ("CLIP zero-shot", "Classify", "OpenCLIP ViT-B/16 (LAION-2B)", "shapesworld-object-"),
         ("Self-supervised retrieval", "Find neighbours", "DINOv2 ViT-S/14 (self-supervised)", "shapesworld-object-"),
+        ("Depth estimation", "Estimate depth", "DPT-Large (MiDaS 3.0)", "shapesworld-"),
         ("Text to image", "Generate", "SD-Turbo (512x512, 1-4 steps, non-commercial licence)", None),
     ],
 )
@@ -657,6 +658,7 @@ def test_segmentation_truth_and_typed_opacity_in_a_browser(app_url, session):
         ("Captions and questions", "Caption", "shapesworld-"),
         ("CLIP zero-shot", "Classify", "shapesworld-object-"),
         ("Self-supervised retrieval", "Find neighbours", "shapesworld-object-"),
+        ("Depth estimation", "Estimate depth", "shapesworld-"),
     ],
 )
 def test_every_tab_shows_its_results_whole_in_a_browser(app_url, session, tab, button, file_stem):
@@ -714,3 +716,43 @@ def test_train_tab_streams_the_curve_and_the_predictions_in_a_browser(app_url, s
         assert_outputs_whole(page, TRAIN_TAB)
     assert not recorder.foreign(urlsplit(app_url).netloc), recorder.foreign(urlsplit(app_url).netloc)
     assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+
+
+def test_depth_tab_in_a_browser(app_url, session):
+    """A ShapesWorld example on the local U-Net: the map, its truth and scores, the profile, and the 3-D view drawn
+    from the app's own mesh file by WebGL in the page; nothing leaves the app."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Depth estimation", "Estimate depth")
+    with screenshot_on_failure(page, "browser-depth-failure.png"):
+        click_example(panel, "shapesworld-")
+        wait_for_image(panel, "Depth map with its colour scale")
+        wait_for_image(panel, "True depth")
+        expect(panel.get_by_text("after scale and shift").first).to_be_visible(timeout=UI_MS)
+        canvas = panel.locator("canvas").first
+        expect(canvas).to_be_visible(timeout=PREDICT_MS)
+        for _ in range(60):  # the viewer fetches the mesh file once the result is in
+            if any(".glb" in url for url in recorder.urls):
+                break
+            page.wait_for_timeout(250)
+        assert any(".glb" in url for url in recorder.urls), "the 3-D view never asked for the mesh"
+        page.wait_for_timeout(1500)  # the viewer draws the loaded mesh
+        drawn = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"), dtype=np.float32)
+        assert drawn.std() > 5, "the 3-D view shows no mesh (a flat canvas)"
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2, steps=8)  # turn it
+        page.mouse.up()
+        page.wait_for_timeout(500)
+        turned = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"), dtype=np.float32)
+        assert np.abs(turned - drawn).mean() > 1, "dragging did not turn the 3-D view"
+        screenshot(page, "browser-depth.png")
+        expect(error_toasts(page)).to_have_count(0)
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)

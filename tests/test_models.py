@@ -193,9 +193,9 @@ def test_a_failed_download_is_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("device, expected", [
-    ("cpu", {"segmentation": "deeplabv3-mobilenet", "detection": "fasterrcnn-mobilenet", "clip": "clip-vit-b-32", "retrieval": "dinov2-small",
+    ("cpu", {"segmentation": "deeplabv3-mobilenet", "depth": "depth-anything-v2-small", "detection": "fasterrcnn-mobilenet", "clip": "clip-vit-b-32", "retrieval": "dinov2-small",
              "diffusion": "diffusion-shapes"}),  # SD-Turbo at 512x512 takes tens of seconds on a CPU; the local model 0.1 s
-    ("cuda", {"segmentation": "deeplabv3-resnet50", "detection": "fasterrcnn-resnet50-v2", "clip": "clip-vit-b-16", "diffusion": "sd-turbo"}),
+    ("cuda", {"segmentation": "deeplabv3-resnet50", "depth": "dpt-large", "detection": "fasterrcnn-resnet50-v2", "clip": "clip-vit-b-16", "diffusion": "sd-turbo"}),
 ])
 def test_online_the_default_is_the_fast_model_on_a_cpu_and_the_most_accurate_on_a_gpu(monkeypatch, device, expected):
     """With every pretrained model downloadable (as on a Space), the picker's default follows the device."""
