@@ -128,8 +128,8 @@ def stop(owner: str) -> bool:
 def train(recipe: Recipe, out: Path, owner: str | None = None, poll_s: float = 0.25) -> Iterator[Progress]:
     """Check ``recipe`` (``BadRecipe`` before anything starts), wait for a turn, train, write the result under ``out``.
 
-    Yields the run's ``Progress`` at most every ``poll_s`` seconds while it waits and trains, and
-    a last time when it is over (``result`` set where a network came out of it).
+    Yields the run's ``Progress`` every ``poll_s`` seconds while it waits and trains (and when it
+    starts), and a last time when it is over (``result`` set where a network came out of it).
     """
     recipe = recipe.checked()
     owner = owner or uuid.uuid4().hex
@@ -154,9 +154,11 @@ def _supervise(run: Run, progress: Progress, owner: str, out: Path, poll_s: floa
         run.start()
         deadline = time.monotonic() + START_GRACE_S + progress.recipe.budget_s + FINISH_GRACE_S
         while not progress.finished:
-            events = run.events(poll_s)
-            for event in events:
-                _apply(event, progress, out)
+            events, tick = [], time.monotonic() + poll_s
+            while not progress.finished and (left := tick - time.monotonic()) > 0:
+                for event in run.events(left):
+                    _apply(event, progress, out)
+                    events.append(event)
             if not progress.finished and run.stop_overdue(STOP_GRACE_S):
                 progress.status = "stopped"  # killed: a stop frees the run's memory and thread within two seconds
             elif not progress.finished and (time.monotonic() > deadline or (not events and not run.alive())):
