@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 import models
 from models.generative import MAX_FRAMES, Reconstruction, can_autoencode, can_sample, training_snapshots
-from models.judging import DIFFUSION_SAMPLING, asked, diversity, read
+from models.judging import DIFFUSION_SAMPLING, asked, diversity, judge, read
 from models.text_to_image import MAX_IMAGES, Request, run
 
 from . import common, drawing, errors, scenes, upload, wiring
@@ -94,10 +94,19 @@ def latent_picture(reconstruction: Reconstruction) -> tuple[Image.Image, str]:
 
 
 def autoencode(image: Image.Image, model_name: str, prompt: str = "") -> tuple[list, dict]:
-    """Round trip through an autoencoder: the input as it saw it, the reconstruction, the latent; and the figures."""
+    """Round trip through an autoencoder: the input as it saw it, the reconstruction, the latent; and the figures.
+
+    The local VAE is told what the picture shows; with no prompt, the judge reads its colour and shape.
+    """
     if not can_autoencode(model_name):
         raise ValueError(f"{model_name} has no encoder; pick the local VAE or Stable Diffusion's autoencoder.")
+    read_by_judge = []
+    if model_name == "vae-shapes" and not (prompt or "").strip():
+        colour, shape = judge([image])[0]
+        prompt = f"a {colour} {shape}"
+        read_by_judge = [f'No prompt given: the judge read the picture as "{prompt}" (size unspecified).']
     result = models.get(model_name).autoencode(image, prompt or "")
+    result.notices = read_by_judge + result.notices
     latent, about = latent_picture(result)
     side = max(256, result.original.width)
     gallery = [
@@ -136,7 +145,7 @@ def compare(prompt: str, seed: int, count: int) -> tuple[list[list], list]:
         card = models.spec(name).source.card().get("metrics", {})
         rows.append([
             family, name, round(seconds, 3), round(seconds / len(images), 4), f"{sum(right)} of {len(right)}",
-            card.get("generation_accuracy"), round(diversity(reading.features), 4), card.get("diversity"),
+            card.get("generation_accuracy", "—"), round(diversity(reading.features), 4), card.get("diversity", "—"),
         ])
         gallery += _gallery(images, [f"{family} · seed {int(seed) + i} · judged {' '.join(seen)} {'✓' if ok else '✗'}"
                                      for i, (seen, ok) in enumerate(zip(reading.seen, right))])
@@ -174,7 +183,7 @@ def _autoencode_ui(image_path: str | None, model_name: str = "vae-shapes", promp
     Args:
         image_path: the picture (the local VAE scales it to 32x32; SD's autoencoder takes up to 512 a side).
         model_name: "vae-shapes" (local, 32 numbers) or "sd-vae" (Stable Diffusion's autoencoder, 4 channels at 1/8).
-        prompt: local VAE only: what the picture shows ("a small blue ring"); empty: the latent alone carries it.
+        prompt: local VAE only: what the picture shows ("a small blue ring"); empty: the judge reads its colour and shape.
 
     Returns:
         The input as the model saw it, its reconstruction and the latent (PNGs), and the figures as JSON
@@ -238,7 +247,7 @@ def build() -> None:
         with gr.Column():
             image = upload.UploadedImage(label="Picture", height=256)
             coder = gr.Dropdown(_choices(can_autoencode), value="vae-shapes", label="Autoencoder")
-            told = gr.Textbox("", label="What it shows (local VAE only; empty: the latent alone carries it)")
+            told = gr.Textbox("", label="What it shows (local VAE only; empty: the judge reads its colour and shape)")
             with gr.Row():
                 encode = gr.Button("Encode and decode", variant="primary")
                 new_object = scenes.new_scene_button("New unseen object")

@@ -25,7 +25,7 @@ from PIL import Image
 from torch import nn
 
 from .diffusion import to_pil, understand
-from .nets.diffusion import ParsedPrompt, parse_prompt
+from .nets.diffusion import ParsedPrompt
 from .nets.generative import ConditionalGenerator, ConditionalVAE
 from .sources import LocalWeights
 from .spec import ModelSpec, local_spec
@@ -151,13 +151,13 @@ class ShapesVAE(LocalGenerator):
     def autoencode(self, image: Image.Image, prompt: str = "") -> Reconstruction:
         """Encode ``image`` (scaled to 32x32 by area averaging) with what ``prompt`` says it shows, and decode the mean.
 
-        An empty prompt encodes with every attribute "unspecified": then the latent alone must carry
-        the shape and colour, which training taught it to (one picture in ten had no prompt).
+        The VAE was always told the picture's prompt (its latent holds the rest, not what it shows);
+        with none, every attribute is "unspecified", which it never saw, and the notice says so.
         """
         started = time.perf_counter()
-        parsed, notices = understand(prompt) if (prompt or "").strip() else (parse_prompt(""), [])
+        parsed, notices = understand(prompt or "")
         if not parsed.known:
-            notices.append("Encoded without a prompt: the latent alone carries the shape and the colour.")
+            notices = ["No prompt: the VAE was always told what the picture shows, so this round trip guesses."]
         small = image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX)
         device = next(self.network.parameters()).device
         x = torch.from_numpy(np.array(small)).permute(2, 0, 1)[None].float().to(device) / 127.5 - 1

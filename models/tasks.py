@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import captioning, clip, depth, detection, diffusion, instances, pose, retrieval, segmentation, train_yourself
+from . import captioning, clip, depth, detection, diffusion, generative, instances, pose, retrieval, segmentation, train_yourself
 from .spec import ModelSpec
 
 DENSE_PREDICTION = "Dense prediction"
@@ -51,6 +51,7 @@ TASKS: tuple[Task, ...] = (
     Task("clip", VISION_AND_LANGUAGE, ("classify",), clip.specs),
     Task("retrieval", REPRESENTATIONS, ("retrieve",), retrieval.specs),
     Task("diffusion", GENERATION, ("generate",), diffusion.specs),
+    Task("generative", GENERATION, ("sample", "autoencode"), generative.specs),
     Task("train_yourself", TRAINING, ("train", "stop_training"), train_yourself.specs),
 )
 

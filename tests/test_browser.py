@@ -756,3 +756,35 @@ def test_depth_tab_in_a_browser(app_url, session):
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)
         assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+def test_generative_tab_in_a_browser(app_url, session):
+    """The GAN samples the prompt, an empty prompt is a clear message, an unseen object goes through the VAE and back,
+    and the three families compare on one prompt; every picture whole at 1600 px and 400 px."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "VAE and GAN", "Sample")
+    with screenshot_on_failure(page, "browser-generative-failure.png"):
+        panel.get_by_role("button", name="Sample", exact=True).click()
+        expect(block(panel, "Samples").locator("img")).to_have_count(4, timeout=PREDICT_MS)
+        click_example(panel, "shapesworld-object-")
+        expect(block(panel, "Input · reconstruction · latent").locator("img")).to_have_count(3, timeout=PREDICT_MS)
+        panel.get_by_role("button", name="Compare", exact=True).click()
+        expect(block(panel, "Each family's samples, with the judge's reading").locator("img")).to_have_count(12, timeout=PREDICT_MS)
+        expect(panel.locator("table").filter(has_text="diversity (bar)").first).to_contain_text("diffusion-shapes", timeout=UI_MS)
+        expect(error_toasts(page)).to_have_count(0)
+        assert_outputs_whole(page, "VAE and GAN")
+        screenshot(page, "browser-generative.png")
+        prompt = panel.locator("label").filter(has_text=re.compile(r"^\s*Prompt")).locator("textarea").first
+        prompt.fill("")
+        panel.get_by_role("button", name="Sample", exact=True).click()
+        expect(error_toasts(page).filter(has_text="Write a prompt")).to_have_count(1, timeout=UI_MS)
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+
+
+# ---------------------------------------------------------------- Train it yourself
+
+TRAIN_TAB = "Train it yourself"
+TRAIN_STATE_JS = """() => {
+  const svg = document.querySelector('#train-loss svg'), img = document.querySelector('#train-predictions img');
+  return [document.querySelector('#train-status').innerText, svg ? svg.innerHTML.length : 0, img ? img.src : null];
+}"""

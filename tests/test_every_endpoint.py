@@ -18,7 +18,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import models
-from demos import ALL, captioning
+from demos import ALL, captioning, generative
+from models.generative import can_autoencode
 from tests.corpus import make_corpus
 
 CRASH = "model failed on this input"
@@ -27,14 +28,19 @@ PHOTOS = ("astronaut", "chelsea", "coffee")
 
 # endpoint -> the task whose models it serves
 ENDPOINT_TASKS = {f"/{demo.ENDPOINT}": demo.TASK for demo in ALL} | {f"/{captioning.ANSWER_ENDPOINT}": captioning.ANSWER_TASK}
-IMAGE_ENDPOINTS = sorted(endpoint for endpoint in ENDPOINT_TASKS if endpoint != "/generate")
+ENDPOINT_TASKS |= {f"/{generative.AUTOENCODE_ENDPOINT}": generative.TASK}
+PROMPT_ENDPOINTS = ("/generate", f"/{generative.ENDPOINT}")  # a prompt in, no image
+IMAGE_ENDPOINTS = sorted(endpoint for endpoint in ENDPOINT_TASKS if endpoint not in PROMPT_ENDPOINTS)
 
 
 def local_models(task: str) -> list[str]:
     return [spec.name for spec in models.for_task(task) if spec.tier == "local"]
 
 
-CASES = [(endpoint, name) for endpoint in IMAGE_ENDPOINTS for name in local_models(ENDPOINT_TASKS[endpoint])]
+CASES = [
+    (endpoint, name) for endpoint in IMAGE_ENDPOINTS for name in local_models(ENDPOINT_TASKS[endpoint])
+    if endpoint != f"/{generative.AUTOENCODE_ENDPOINT}" or can_autoencode(name)  # the GAN has no encoder
+]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +105,16 @@ def test_every_user_image_is_answered_or_refused_clearly(client, endpoints, user
 def test_generate_answers_or_refuses_every_prompt_clearly(client, model, prompt):
     try:
         client.predict(prompt=prompt, model_name=model, api_name="/generate")
+    except AppError as error:
+        assert CRASH not in str(error).lower(), str(error)
+        assert prompt.strip() == "", f"a prompt with words was refused: {error}"
+
+
+@pytest.mark.parametrize("model", local_models(generative.TASK))
+@pytest.mark.parametrize("prompt", ["a large red star", "an astronaut riding a horse on the moon", "🙂" * 40, "   "])
+def test_sample_answers_or_refuses_every_prompt_clearly(client, model, prompt):
+    try:
+        client.predict(prompt=prompt, model_name=model, api_name=f"/{generative.ENDPOINT}")
     except AppError as error:
         assert CRASH not in str(error).lower(), str(error)
         assert prompt.strip() == "", f"a prompt with words was refused: {error}"
