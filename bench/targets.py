@@ -36,6 +36,7 @@ LIMITS: dict[str, LocalLimits] = {
     "pose": LocalLimits(predict_p50_ms=150.0, rest_adds_ms=60.0, rerender_p50_ms=20.0),
 }
 APP_READY_S = 10.0
+RESTORATION_PREDICT_MS = 50.0  # the local restorer's predict p50 at 128x128 (its own section: bench/restoration.py)
 UNET_TRAIN_MIN = 30.0
 GAN_SPEEDUP_MIN = 20.0  # a GAN sample (one forward pass) against a 10-step guided diffusion sample (20 passes)
 

@@ -243,6 +243,22 @@ def depth_parts(repo_id: str, full: bool = False) -> list:
     return [DepthAnythingForDepthEstimation(config), processor]
 
 
+def swin2sr_parts(upscale: int, full: bool = False) -> list:
+    """Swin2SR as ``caidas/swin2SR-*-64`` publishes it, or a tiny config of the same class for tests.
+
+    The real ones: 6 residual Swin Transformer V2 groups of 6 layers, 180 channels, 8x8 windows,
+    images in [0, 1] (``img_range`` 1). The classical x2 model upsamples by pixel shuffle; the
+    real-world x4 model (BSRGAN degradations) by nearest-neighbour interpolation and convolution.
+    The processor rescales by 1/255 and pads to a multiple of 8, as the repos' preprocessor configs say.
+    """
+    from transformers import Swin2SRConfig, Swin2SRForImageSuperResolution, Swin2SRImageProcessor
+
+    upsampler = "nearest+conv" if upscale == 4 else "pixelshuffle"
+    size = {} if full else {"embed_dim": 16, "depths": [1, 1], "num_heads": [2, 2]}
+    config = Swin2SRConfig(upscale=upscale, upsampler=upsampler, image_size=64, window_size=8, img_range=1.0, **size)
+    return [Swin2SRForImageSuperResolution(config), Swin2SRImageProcessor(do_rescale=True, rescale_factor=1 / 255, do_pad=True, size_divisor=8)]
+
+
 PUBLISHED: dict[str, Callable[[], list]] = {
     "facebook/detr-resnet-50": _detr_resnet50,
     "facebook/dinov2-small": _dinov2_small,
@@ -250,6 +266,8 @@ PUBLISHED: dict[str, Callable[[], list]] = {
     "CompVis/stable-diffusion-safety-checker": safety_checker_parts,
     "Salesforce/blip-image-captioning-base": lambda: blip_parts("caption"),
     "Salesforce/blip-vqa-base": lambda: blip_parts("answer"),
+    "caidas/swin2SR-realworld-sr-x4-64-bsrgan-psnr": lambda: swin2sr_parts(4),
+    "caidas/swin2SR-classical-sr-x2-64": lambda: swin2sr_parts(2),
     "depth-anything/Depth-Anything-V2-Small-hf": lambda: depth_parts("depth-anything/Depth-Anything-V2-Small-hf"),
     "Intel/dpt-large": lambda: depth_parts("Intel/dpt-large"),
 }

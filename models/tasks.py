@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import captioning, clip, depth, detection, diffusion, generative, instances, pose, retrieval, segmentation, train_yourself
+from . import captioning, clip, depth, detection, diffusion, generative, instances, pose, restoration, retrieval, segmentation, train_yourself
 from .spec import ModelSpec
 
 DENSE_PREDICTION = "Dense prediction"
@@ -44,6 +44,7 @@ class Task:
 TASKS: tuple[Task, ...] = (
     Task("segmentation", DENSE_PREDICTION, ("segment", "segment_features"), segmentation.specs),
     Task("depth", DENSE_PREDICTION, ("depth",), depth.specs),
+    Task("restoration", DENSE_PREDICTION, ("restore",), restoration.specs),
     Task("detection", DETECTION_AND_INSTANCES, ("detect",), detection.specs),
     Task("instances", DETECTION_AND_INSTANCES, ("instances",), instances.specs),
     Task("pose", DETECTION_AND_INSTANCES, ("pose",), pose.specs),

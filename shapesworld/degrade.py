@@ -27,10 +27,10 @@ BLURS = ("none", "motion", "defocus")
 SUPERSAMPLE = 8  # kernel anti-aliasing: each kernel pixel is the share of 8x8 sub-samples the blur covers
 
 LEVELS: dict[str, tuple[float, float]] = {
-    "motion_length": (3.0, 9.0),  # pixels, along the direction of motion
-    "defocus_radius": (1.0, 3.0),  # pixels, the radius of the lens's disc
-    "noise_sigma": (2.0, 12.0),  # on 0..255
-    "jpeg_quality": (30, 90),  # PIL's quality, inclusive
+    "motion_length": (3.0, 8.0),  # pixels, along the direction of motion
+    "defocus_radius": (1.0, 2.5),  # pixels, the radius of the lens's disc
+    "noise_sigma": (4.0, 16.0),  # on 0..255
+    "jpeg_quality": (40, 90),  # PIL's quality, inclusive
 }
 """The ranges ``draw`` takes levels from (uniformly)."""
 

@@ -659,6 +659,7 @@ def test_segmentation_truth_and_typed_opacity_in_a_browser(app_url, session):
         ("CLIP zero-shot", "Classify", "shapesworld-object-"),
         ("Self-supervised retrieval", "Find neighbours", "shapesworld-object-"),
         ("Depth estimation", "Estimate depth", "shapesworld-"),
+        ("Image restoration", "Restore", "shapesworld-"),
     ],
 )
 def test_every_tab_shows_its_results_whole_in_a_browser(app_url, session, tab, button, file_stem):
@@ -752,6 +753,30 @@ def test_depth_tab_in_a_browser(app_url, session):
         turned = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"), dtype=np.float32)
         assert np.abs(turned - drawn).mean() > 1, "dragging did not turn the 3-D view"
         screenshot(page, "browser-depth.png")
+        expect(error_toasts(page)).to_have_count(0)
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+def test_restoration_tab_in_a_browser(app_url, session):
+    """A ShapesWorld example, degraded by the tab and restored by the local model: the restored image, the zoomed
+    crops, the residual and the scores against the clean image; moving the zoom redraws; nothing leaves the app."""
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Image restoration", "Restore")
+    with screenshot_on_failure(page, "browser-restoration-failure.png"):
+        click_example(panel, "shapesworld-")
+        wait_for_image(panel, "Restored")
+        wait_for_image(panel, "What the network added (output − input)")
+        zoom = wait_for_image(panel, "Zoomed crop: the same pixels, enlarged")
+        expect(panel.get_by_text("Against the clean image").first).to_be_visible(timeout=UI_MS)
+        expect(panel.locator("td").filter(has_text=re.compile(r"^gain$"))).to_have_count(1)
+        before = zoom.get_attribute("src")
+        crop_x = panel.get_by_label("number input for Crop centre x")
+        crop_x.fill("0.2")
+        crop_x.press("Enter")
+        wait_for_image(panel, "Zoomed crop: the same pixels, enlarged", before)
+        screenshot(page, "browser-restoration.png")
         expect(error_toasts(page)).to_have_count(0)
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)
