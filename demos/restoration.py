@@ -30,6 +30,7 @@ TASK = "restoration"
 ENDPOINT = "restore"
 DEGRADE_HERE, ALREADY_DEGRADED = "Clean: degrade it here", "Already degraded: restore as it is"
 ZOOM_TILE = 240  # each zoomed crop's side in the picture, pixels
+LABEL_SIZE = 30  # the zoomed crops' labels, pixels
 NOISE_SEED = 0  # the tab's noise is drawn from this seed: the same settings give the same image
 PANEL_SIDE = 256  # the deblurring panel works on at most this many pixels a side
 
@@ -96,19 +97,20 @@ def crop_box(size: tuple[int, int], cx: float, cy: float, side: float) -> tuple[
 
 
 def zoom_view(tiles: list[tuple[np.ndarray, str]], box: tuple[int, int, int, int], scales: list[int]) -> Image.Image:
-    """The same region of each image, enlarged with nearest neighbour so single pixels show, labelled above.
+    """The same region of each image, enlarged with nearest neighbour so single pixels show, labelled below.
 
     ``scales`` gives each image's size relative to the input (a x4 super-resolver's output is 4).
+    Labels are large: on a phone the page shrinks the whole picture to a third.
     """
-    font = ImageFont.load_default(size=18)
-    head, gap = 28, 8
-    canvas = Image.new("RGB", (len(tiles) * (ZOOM_TILE + gap) - gap, ZOOM_TILE + head), (255, 255, 255))
+    font = ImageFont.load_default(size=LABEL_SIZE)
+    foot, gap = LABEL_SIZE + 14, 8
+    canvas = Image.new("RGB", (len(tiles) * (ZOOM_TILE + gap) - gap, ZOOM_TILE + foot), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for i, ((image, label), s) in enumerate(zip(tiles, scales)):
         crop = Image.fromarray(image).crop(tuple(v * s for v in box))
         x = i * (ZOOM_TILE + gap)
-        canvas.paste(crop.resize((ZOOM_TILE, ZOOM_TILE), Image.Resampling.NEAREST), (x, head))
-        draw.text((x + ZOOM_TILE / 2, head / 2), label, fill=(20, 20, 20), font=font, anchor="mm")
+        canvas.paste(crop.resize((ZOOM_TILE, ZOOM_TILE), Image.Resampling.NEAREST), (x, 0))
+        draw.text((x + ZOOM_TILE / 2, ZOOM_TILE + foot / 2), label, fill=(20, 20, 20), font=font, anchor="mm")
     return canvas
 
 
@@ -194,7 +196,7 @@ def restore(
     prepared = degrade_input(image, degradation, already_degraded, model.max_side, scene)
     output = predict(prepared.degraded, model_name, progress)
     box = crop_box((output.input.shape[1], output.input.shape[0]), *crop)
-    tiles = [(output.input, "input"), (output.restored, f"restored (×{output.scale})" if output.scale > 1 else "restored")]
+    tiles = [(output.input, "input"), (output.restored, f"output (×{output.scale})" if output.scale > 1 else "output")]
     metrics = metrics_of(prepared, output, model_name)
     if metrics["clean_known"]:
         tiles.append((prepared.clean, "clean"))
@@ -292,7 +294,7 @@ def build() -> None:
                 degraded = gr.Image(label="Input to the model (zoomed region outlined)", type="pil", format="png", interactive=False, height=320, min_width=260, elem_classes="dvl-image")
                 restored = gr.Image(label="Restored", type="pil", format="png", interactive=False, height=320, min_width=260, elem_classes="dvl-image")
             summary = gr.HTML(label="Scores")
-            zoom = gr.Image(label="Zoomed crop: the same pixels, enlarged", type="pil", format="png", interactive=False, elem_classes="dvl-fit")
+            zoom = gr.Image(label="Zoomed crops", type="pil", format="png", interactive=False, elem_classes="dvl-fit")
             with gr.Row():
                 crop_x = gr.Slider(0, 1, value=0.5, step=0.01, label="Crop centre x")
                 crop_y = gr.Slider(0, 1, value=0.5, step=0.01, label="Crop centre y")

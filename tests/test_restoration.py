@@ -125,7 +125,7 @@ def test_a_scene_is_scored_against_its_noise_free_rendering():
     assert m["degraded"] == vars(scores(degraded, clean))
     assert m["restored"]["psnr"] > m["degraded"]["psnr"] + 1.5 and m["psnr_gain_db"] > 1.5
     assert "motion blur 6.0 px at 30°" in result.summary and "PSNR" in result.summary
-    assert result.zoom.size == (3 * tab.ZOOM_TILE + 16, tab.ZOOM_TILE + 28)  # input, restored, clean
+    assert result.zoom.size == (3 * tab.ZOOM_TILE + 16, tab.ZOOM_TILE + tab.LABEL_SIZE + 14)  # input, restored, clean
     assert result.residual.height >= 384 and result.degraded.width == 384
 
 
@@ -133,7 +133,7 @@ def test_an_already_degraded_photo_is_restored_as_it_is_without_scores():
     result = tab.restore(PHOTO, "restore-shapes", BLUR, True, (0.5, 0.5, 0.5))
     assert not result.metrics["clean_known"] and result.metrics["degradation"] is None and "psnr_gain_db" not in result.metrics
     assert "No clean image is known" in result.summary and result.restored.size == PHOTO.size
-    assert result.zoom.size == (2 * tab.ZOOM_TILE + 8, tab.ZOOM_TILE + 28)
+    assert result.zoom.size == (2 * tab.ZOOM_TILE + 8, tab.ZOOM_TILE + tab.LABEL_SIZE + 14)
 
 
 def test_crop_boxes_stay_inside_the_image():
