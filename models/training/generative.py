@@ -17,8 +17,8 @@ largest mean KL on the pool become the axes of the tab's latent map (``map_dims`
 
 GAN: hinge loss; the discriminator is spectral-normalised with a projection term, and its attribute
 heads are trained on real pictures and asked of fakes (AC-GAN), to push the generator towards the
-asked colour and shape (2,500 steps get the colour right and most shapes still as blobs); Adam (0.0,
-0.9) at 2e-4 for both; an exponential moving average of the generator is shipped, its batch-norm
+asked colour and shape (2,500 steps get the colour right and many shapes still as blobs); Adam (0.0,
+0.9), 2e-4 for the generator and 4e-4 for the discriminator (TTUR); an exponential moving average of the generator is shipped, its batch-norm
 statistics measured afresh at the end. A grid of fixed prompts and noise is kept at a few steps
 (``weights/gan-shapes-snapshots.png``).
 
@@ -160,7 +160,7 @@ def _informative_dims(network: ConditionalVAE, images: torch.Tensor, rows: torch
 
 
 def train_gan(
-    name: str = "gan-shapes", steps: int = 2500, batch: int = 64, lr: float = 2e-4, aux_weight: float = 1.0, ema_decay: float = 0.999,
+    name: str = "gan-shapes", steps: int = 2500, batch: int = 64, lr: float = 2e-4, aux_weight: float = 2.0, ema_decay: float = 0.999,
     pool: int = 10_000, seed: int = 0, out: Path = WEIGHTS_DIR, eval_count: int = 200, device: str = "cpu", snapshots: int = 5,
 ) -> dict:
     seed_everything(seed)
@@ -171,7 +171,7 @@ def train_gan(
     d = ProjectionDiscriminator().to(device)
     ema = copy.deepcopy(g).eval()
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2 * lr, betas=(0.0, 0.9))  # two time-scale update rule
     generator = torch.Generator().manual_seed(seed)
     fixed = (torch.randn(len(SNAPSHOT_PROMPTS), config["noise_dim"], generator=torch.Generator().manual_seed(1)),
              torch.tensor([parse_prompt(p).rows() for p in SNAPSHOT_PROMPTS]))
@@ -205,7 +205,7 @@ def train_gan(
         "architecture": "models.nets.generative.ConditionalGenerator (discriminator: ProjectionDiscriminator, not shipped)",
         "config": config, "seed": seed, "snapshots": f"{name}-snapshots.png", "snapshot_steps": at,
         "train": {
-            "steps": steps, "batch": batch, "lr": lr, "optimizer": "Adam (0.0, 0.9), both networks", "ema_decay": ema_decay,
+            "steps": steps, "batch": batch, "lr": lr, "optimizer": "Adam (0.0, 0.9); discriminator at twice the rate (TTUR)", "ema_decay": ema_decay,
             "loss": f"hinge + {aux_weight} x attribute cross-entropy (AC-GAN heads)", "pool_images": pool, "pool_seeds": seeds,
             "condition_dropout": "0.05 per attribute, 0.1 all", "augmentation": "random quarter turn and horizontal flip",
         },
