@@ -100,8 +100,9 @@ def same_curve(out: Path, budget_s: float = 15) -> tuple[bool, int]:
     first, second = (run_to_end(Recipe(budget_s=budget_s), out) for _ in range(2))
     steps = min(first.steps, second.steps)
     losses = [[loss for step, _, loss in run.train if step <= steps] for run in (first, second)]
-    validations = [[(step, loss, metric) for step, _, loss, metric in run.val if step <= steps] for run in (first, second)]
-    return losses[0] == losses[1] and validations[0] == validations[1], steps
+    validations = [{step: (loss, metric) for step, _, loss, metric in run.val} for run in (first, second)]
+    both = validations[0].keys() & validations[1].keys()  # a run's last validation is at the step it ended on
+    return losses[0] == losses[1] and all(validations[0][step] == validations[1][step] for step in both), steps
 
 
 def _children(pid: int) -> list[psutil.Process]:
