@@ -230,6 +230,25 @@ def _sd_autoencoder(spec: ModelSpec, app: nn.Module, image: Image.Image, shrink:
     return Pair(f"{_side(image)}, encoded and decoded", lambda: app.autoencode(image), bare)
 
 
+def _swin2sr(spec: ModelSpec, app: nn.Module, image: Image.Image, shrink: bool) -> Pair:
+    """The model card's recipe: the processor, ``outputs.reconstruction``, clamped to [0, 1], to uint8; the image the app's cap allows."""
+    from transformers import Swin2SRForImageSuperResolution, Swin2SRImageProcessor
+
+    from models.restoration import shrink as within
+
+    repo = spec.source.repo_id
+    processor = Swin2SRImageProcessor.from_pretrained(repo, local_files_only=True)
+    network = _on(Swin2SRForImageSuperResolution.from_pretrained(repo, local_files_only=True), app.network)
+    given, place = within(image.convert("RGB"), app.max_side), _placed(app.network)
+
+    @torch.inference_mode()
+    def bare() -> torch.Tensor:
+        output = network(place(processor(given, return_tensors="pt").pixel_values)).reconstruction
+        return (output.squeeze().float().cpu().clamp_(0, 1) * 255).round().byte()
+
+    return Pair(f"{given.width}x{given.height} (the photo within the app's cap), upscaled x{app.scale}", lambda: app(image), bare)
+
+
 BuildPair = Callable[[ModelSpec, nn.Module, Image.Image, bool], Pair]
 
 BY_MODEL: dict[str, BuildPair] = {
@@ -250,6 +269,7 @@ BY_TASK: dict[str, BuildPair] = {
     "instances": _torchvision_detection,
     "pose": _torchvision_detection,
     "depth": _hugging_face_depth,
+    "restoration": _swin2sr,
 }
 """The pair of each task whose pretrained models all run one way (torchvision's, or one transformers class)."""
 
