@@ -31,7 +31,7 @@ import models
 import torch
 from models.tasks import TASKS as DECLARED
 
-from . import api, captioning, clip, data, depth, diffusion, generative, inprocess, machine, report, restoration, retrieval, targets, train_yourself
+from . import api, captioning, clip, data, depth, diffusion, flow, generative, inprocess, machine, report, restoration, retrieval, targets, train_yourself
 from .tasks import SEGMENTATION, TASKS, Task
 from .weights import weights_for
 
@@ -42,6 +42,7 @@ PRETRAINED_WARMUP = 1  # one suffices for a multi-second call, and keeps the def
 SECTIONS = {  # tasks measured by a section of their own (not bench/tasks.py's table); every declared task is in one of the two
     "clip": lambda args: clip.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (3 if args.quick else 10)),
     "depth": lambda args: depth.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 5)),
+    "flow": lambda args: flow.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 5)),
     "retrieval": lambda args: retrieval.measure(args.repeats or (50 if args.quick else 200)),
     "captioning": lambda args: captioning.measure(args.repeats or (10 if args.quick else 30), args.pretrained_repeats or (2 if args.quick else 3)),
     "diffusion": lambda args: diffusion.measure(args.repeats or (3 if args.quick else 5), args.pretrained_repeats or (3 if args.quick else 5)),

@@ -230,6 +230,27 @@ def _sd_autoencoder(spec: ModelSpec, app: nn.Module, image: Image.Image, shrink:
     return Pair(f"{_side(image)}, encoded and decoded", lambda: app.autoencode(image), bare)
 
 
+def _torchvision_flow(spec: ModelSpec, app: nn.Module, image: Image.Image, shrink: bool) -> Pair:
+    """torchvision's RAFT example: both frames resized to sides divisible by 8, ``weights.transforms()``, ``model(img1, img2)[-1]``."""
+    import torchvision.transforms.functional as TF
+    from PIL import ImageChops
+
+    from models.flow import working_size
+
+    weights, builder = spec.source.weights, spec.source.builder
+    network, preprocess, place = _on(builder(weights=weights), app.network), weights.transforms(), _placed(app.network)
+    second = ImageChops.offset(image, 4, 2)  # the photo moved 4 px right and 2 down: a known pan
+    width, height = working_size(image.width, image.height, app.max_side)
+    frames = [TF.pil_to_tensor(frame)[None] for frame in (image, second)]
+
+    @torch.inference_mode()
+    def bare() -> torch.Tensor:
+        one, two = preprocess(*(TF.resize(frame, size=[height, width], antialias=False) for frame in frames))
+        return network(place(one), place(two))[-1]
+
+    return Pair(f"{_side(image)} and it panned by (4, 2) px, at {width}x{height}", lambda: app(image, second), bare)
+
+
 def _swin2sr(spec: ModelSpec, app: nn.Module, image: Image.Image, shrink: bool) -> Pair:
     """The model card's recipe: the processor, ``outputs.reconstruction``, clamped to [0, 1], to uint8; the image the app's cap allows."""
     from transformers import Swin2SRForImageSuperResolution, Swin2SRImageProcessor
@@ -270,6 +291,7 @@ BY_TASK: dict[str, BuildPair] = {
     "pose": _torchvision_detection,
     "depth": _hugging_face_depth,
     "restoration": _swin2sr,
+    "flow": _torchvision_flow,
 }
 """The pair of each task whose pretrained models all run one way (torchvision's, or one transformers class)."""
 

@@ -164,7 +164,7 @@ class TorchvisionWeights:
         """The categories (and keypoint names, which are COCO's) in the weights' metadata."""
         meta = self.weights.meta
         keypoints = list(meta.get("keypoint_names", []))
-        return Labels(list(meta["categories"]), keypoints, list(COCO_PERSON_SKELETON) if keypoints else [])
+        return Labels(list(meta.get("categories", [])), keypoints, list(COCO_PERSON_SKELETON) if keypoints else [])
 
     def availability(self) -> Availability:
         if self.explicit_path() or self.cache_path.exists():
@@ -187,7 +187,9 @@ class TorchvisionWeights:
 
     def untrained(self, aux_loss: bool = True) -> nn.Module:
         """The architecture without weights, shaped like the released checkpoint (classes, aux head)."""
-        kwargs: dict = {"weights": None, "num_classes": len(self.weights.meta["categories"])}
+        kwargs: dict = {"weights": None}
+        if "categories" in self.weights.meta:  # optical flow's RAFT names no classes
+            kwargs["num_classes"] = len(self.weights.meta["categories"])
         parameters = inspect.signature(self.builder).parameters
         if "weights_backbone" in parameters:
             kwargs["weights_backbone"] = None

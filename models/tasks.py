@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import captioning, clip, depth, detection, diffusion, generative, instances, pose, restoration, retrieval, segmentation, train_yourself
+from . import captioning, clip, depth, detection, diffusion, flow, generative, instances, pose, restoration, retrieval, segmentation, train_yourself
 from .spec import ModelSpec
 
 DENSE_PREDICTION = "Dense prediction"
+MOTION = "Motion"  # optical flow (a dense prediction between two frames), then action recognition
 DETECTION_AND_INSTANCES = "Detection and instances"
 VISION_AND_LANGUAGE = "Vision and language"
 REPRESENTATIONS = "Representations"
@@ -45,6 +46,7 @@ TASKS: tuple[Task, ...] = (
     Task("segmentation", DENSE_PREDICTION, ("segment", "segment_features"), segmentation.specs),
     Task("depth", DENSE_PREDICTION, ("depth",), depth.specs),
     Task("restoration", DENSE_PREDICTION, ("restore",), restoration.specs),
+    Task("flow", MOTION, ("flow",), flow.specs),
     Task("detection", DETECTION_AND_INSTANCES, ("detect",), detection.specs),
     Task("instances", DETECTION_AND_INSTANCES, ("instances",), instances.specs),
     Task("pose", DETECTION_AND_INSTANCES, ("pose",), pose.specs),

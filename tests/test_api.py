@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/depth", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate", "/train", "/stop_training", "/sample", "/autoencode"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/depth", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate", "/train", "/stop_training", "/sample", "/autoencode", "/flow"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
@@ -442,3 +442,34 @@ def test_depth_refuses_a_model_that_is_not_here_and_a_broken_file(client, tmp_pa
     assert "Traceback" not in str(error.value)
     _, _, numbers, _ = client.predict(handle_file(str(photo)), "unet-depth-shapes", api_name="/depth")
     assert numbers["metrics"] is None and numbers["min"] <= numbers["max"]
+
+
+# ---------------------------------------------------------------- /flow
+
+
+def test_flow_of_an_unseen_clip_pair_scored_against_its_exact_flow(client, tmp_path):
+    from demos.flow import clip_files, clip_pair
+
+    seed = shapesworld.SPLITS["test"].start + 4242
+    first, second = clip_files(seed, 4)
+    picture, arrows, updates, warped, numbers, npy = client.predict(handle_file(first), handle_file(second), "raft-flow-shapes", api_name="/flow")
+    flow = np.load(npy)
+    truth = clip_pair(seed, 4)[2].flow
+    assert flow.shape == (128, 128, 2) and numbers["model"] == "raft-flow-shapes"
+    assert np.sqrt(((flow - truth) ** 2).sum(-1)).mean() == pytest.approx(numbers["epe_px"], abs=1e-3)
+    assert numbers["epe_px"] < numbers["epe_zero_px"] and numbers["updates"] >= 1
+    assert all(Image.open(path).width > 128 for path in (picture, arrows, updates, warped))
+
+
+def test_flow_refuses_frames_of_different_sizes_and_a_broken_file(client, tmp_path):
+    small, large, broken = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    Image.new("RGB", (128, 128)).save(small)
+    Image.new("RGB", (160, 128)).save(large)
+    broken.write_bytes(b"\x89PNG not really")
+    with pytest.raises(AppError, match="differ in size"):
+        client.predict(handle_file(str(small)), handle_file(str(large)), "raft-flow-shapes", api_name="/flow")
+    with pytest.raises(AppError):
+        client.predict(handle_file(str(small)), handle_file(str(broken)), "raft-flow-shapes", api_name="/flow")
+    *_, numbers, _ = client.predict(handle_file(str(small)), handle_file(str(small)), "raft-flow-shapes", api_name="/flow")
+    assert numbers["size"] == [128, 128]  # the server kept serving
+

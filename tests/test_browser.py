@@ -660,6 +660,7 @@ def test_segmentation_truth_and_typed_opacity_in_a_browser(app_url, session):
         ("Self-supervised retrieval", "Find neighbours", "shapesworld-object-"),
         ("Depth estimation", "Estimate depth", "shapesworld-"),
         ("Image restoration", "Restore", "shapesworld-"),
+        ("Optical flow", "Estimate the flow", "shapesworld-clip-"),
     ],
 )
 def test_every_tab_shows_its_results_whole_in_a_browser(app_url, session, tab, button, file_stem):
@@ -753,6 +754,50 @@ def test_depth_tab_in_a_browser(app_url, session):
         turned = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"), dtype=np.float32)
         assert np.abs(turned - drawn).mean() > 1, "dragging did not turn the 3-D view"
         screenshot(page, "browser-depth.png")
+        expect(error_toasts(page)).to_have_count(0)
+        assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
+        foreign = recorder.foreign(urlsplit(app_url).netloc)
+        assert not foreign, "the page requested URLs outside the app:\n" + "\n".join(foreign)
+
+
+FLOW_LABEL = "Flow: colour = direction, saturation = length (wheel beside)"
+
+
+def test_flow_tab_in_a_browser(app_url, session, tmp_path):
+    """A ShapesWorld clip example on the local RAFT: the flow, the arrows, each update, the warp, the exact flow and
+    the error; then two frames taken from an uploaded video; nothing leaves the app."""
+    import av
+    import numpy as np
+
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, "Optical flow", "Estimate the flow")
+    with screenshot_on_failure(page, "browser-flow-failure.png"):
+        example = panel.locator("img[src*='/shapesworld-clip-']").first  # a row of the examples table: both frames
+        expect(example).to_be_visible(timeout=UI_MS)
+        example.click()
+        first = wait_for_image(panel, FLOW_LABEL)
+        for label in ("Flow as arrows from a grid on frame 1", "Each update, on the final flow's colour scale",
+                      "Warped frame 2 (left) and |frame 1 - warped| (right)", "Exact flow (left) and the model's (right)", "End-point error per pixel"):
+            block(panel, label).scroll_into_view_if_needed()  # a tall tab: its lower pictures load when they come into view
+            wait_for_image(panel, label)
+        expect(panel.get_by_text("where the point stays visible").first).to_be_visible(timeout=UI_MS)
+        screenshot(page, "browser-flow.png")
+        path = tmp_path / "moving.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("mpeg4", rate=10)
+            stream.width = stream.height = 128
+            stream.pix_fmt = "yuv420p"
+            for i in range(4):
+                image = np.full((128, 128, 3), 40, np.uint8)
+                image[40:80, 20 + 5 * i : 60 + 5 * i] = (230, 200, 40)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(stream.encode())
+        panel.get_by_text("Or take two frames from a video").click()
+        panel.locator("input[type=file]").last.set_input_files(str(path))
+        expect(panel.get_by_text("moving.mp4").first).to_be_visible(timeout=UI_MS)
+        panel.get_by_role("button", name="Take the two frames").click()
+        wait_for_image(panel, FLOW_LABEL, first.get_attribute("src"))
+        expect(panel.get_by_text("frames_decoded").first).to_be_visible(timeout=UI_MS)
         expect(error_toasts(page)).to_have_count(0)
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
         foreign = recorder.foreign(urlsplit(app_url).netloc)

@@ -80,7 +80,8 @@ def arguments(endpoints: dict, endpoint: str, image: Path, model: str) -> dict:
         name, kind = parameter["parameter_name"], str(parameter["python_type"]["type"])
         if "model" in name and "model" not in chosen.values():
             chosen[name] = model
-        elif kind == "filepath" and not any(isinstance(value, dict) for value in chosen.values()):  # the image; lists of files keep their default
+        elif kind == "filepath" and (not parameter["parameter_has_default"] or not any(isinstance(value, dict) for value in chosen.values())):
+            # the image (again for a second required frame: /flow's pair is the image twice); lists of files keep their default
             chosen[name] = handle_file(str(image))
         elif not parameter["parameter_has_default"]:
             pytest.fail(f"{endpoint}: {name} has no default, so an API client must always send it")
