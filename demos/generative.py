@@ -234,7 +234,7 @@ def build() -> None:
             with gr.Column():
                 samples = gr.Gallery(label="Samples", columns=4, height="auto", object_fit="contain", format="png", preview=False, elem_classes="dvl-fit")
                 figures = gr.JSON(label="Figures")
-        gr.Examples([["a large red triangle"], ["a small blue ring"], ["a large yellow star"], ["a green square"]], inputs=[prompt], label="Prompts")
+        prompts = gr.Examples([["a large red triangle"], ["a small blue ring"], ["a large yellow star"], ["a green square"]], inputs=[prompt], label="Prompts")
         with gr.Row():
             seed_b = gr.Number(7, label="Second seed", precision=0, minimum=0)
             frames = common.int_slider(2, MAX_FRAMES, 8, label="Frames")
@@ -269,6 +269,7 @@ def build() -> None:
         gr.Image(str(snapshots) if snapshots else None, label="gan-shapes: one row per training step", format="png", interactive=False)
 
     outputs = [samples, figures]
+    wiring.run_on_example(prompts, _sample_ui, [prompt, model, seed, count], outputs)
     events = [
         go.click(wiring.named_endpoint(_sample_ui, ENDPOINT), [prompt, model, seed, count], outputs, api_name=ENDPOINT),
         prompt.submit(_sample_ui, [prompt, model, seed, count], outputs, api_visibility="private"),

@@ -33,7 +33,7 @@ def scene_file(tmp_path_factory) -> tuple[Path, shapesworld.Scene]:
 
 def test_the_api_lists_the_public_endpoints_only(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/segment", "/segment_features", "/depth", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate", "/train", "/stop_training", "/sample", "/autoencode", "/flow"}  # UI-only listeners stay private
+    assert set(endpoints) == {"/segment", "/segment_features", "/depth", "/restore", "/detect", "/instances", "/pose", "/caption", "/answer", "/classify", "/retrieve", "/generate", "/train", "/stop_training", "/sample", "/autoencode", "/flow"}  # UI-only listeners stay private
 
 
 def test_segment_a_shapesworld_scene_with_the_local_unet(client, scene_file):
