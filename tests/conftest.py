@@ -69,3 +69,17 @@ def planted_hugging_face(tmp_path_factory, name: str) -> Iterator[Path]:
         models.cache.cache_clear()
         yield snapshot
         models.cache.cache_clear()
+
+
+@pytest.fixture()
+def hf_home(tmp_path, monkeypatch) -> Iterator[Path]:
+    """An empty Hugging Face cache, offline, and an empty model cache on the way in and out: a test plants what it needs."""
+    import models
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("DVL_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    models.cache.cache_clear()
+    yield tmp_path
+    models.cache.cache_clear()

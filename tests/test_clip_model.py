@@ -28,14 +28,6 @@ LABELS = ["astronaut", "rocket", "cat", "bowl of soup"]
 TEMPLATES = ["a photo of a {}.", "a drawing of a {}.", "a close-up photo of the {}."]
 
 
-@pytest.fixture()
-def hf_home(tmp_path, monkeypatch):
-    """An empty Hugging Face cache, offline."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("DVL_OFFLINE", "1")
-    return tmp_path
-
 
 @pytest.fixture(scope="module")
 def planted_vit_b32(tmp_path_factory):

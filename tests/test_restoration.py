@@ -23,17 +23,6 @@ SCENE_SEED = shapesworld.SPLITS["test"].start + 7
 BLUR = Degradation("motion", 6.0, 30.0, 8.0)
 
 
-@pytest.fixture()
-def hf_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("DVL_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    models.cache.cache_clear()
-    yield tmp_path
-    models.cache.cache_clear()
-
-
 def planted(name: str, hf_home) -> object:
     from models.planting import plant_random_weights
 

@@ -135,14 +135,6 @@ def test_odd_images_are_answered(query, tmp_path):
 # ---------------------------------------------------------------- pretrained paths, planted offline
 
 
-@pytest.fixture()
-def hf_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("DVL_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
-
 
 def test_dinov2_embedding_equals_transformers_feature_extraction(hf_home):
     from transformers import AutoImageProcessor, Dinov2Model
