@@ -1,6 +1,6 @@
 """Train and evaluate the local RAFT on ShapesWorld frame pairs.
 
-    python -m models train raft-flow-shapes              # ~20 min on one CPU thread
+    python -m models train raft-flow-shapes              # ~12 min on one CPU thread
     python -m models evaluate raft-flow-shapes --seed 2000000 --count 500 --json
 
 A pair is frames t and t + 1 of clip ``seed`` (t = seed mod 15) with its exact flow, drawn on the fly
