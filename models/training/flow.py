@@ -90,7 +90,11 @@ def train(
     device: str = "cpu",
 ) -> dict:
     seed_everything(seed)
-    model = FlowEstimator(CONFIG.build(), name, EVAL_UPDATES, max_side=size).to(device)
+    network = CONFIG.build()
+    with torch.no_grad():  # the first updates add nothing: random large flows at the start drove earlier runs to predict no motion
+        network.update_block.flow_head.conv2.weight.zero_()
+        network.update_block.flow_head.conv2.bias.zero_()
+    model = FlowEstimator(network, name, EVAL_UPDATES, max_side=size).to(device)
     opt = torch.optim.AdamW(model.network.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05, anneal_strategy="linear")
     parameters = list(model.network.parameters())
