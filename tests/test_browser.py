@@ -684,42 +684,6 @@ def test_every_tab_shows_its_results_whole_in_a_browser(app_url, session, tab, b
         assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
 
 
-# ---------------------------------------------------------------- Train it yourself
-
-TRAIN_TAB = "Train it yourself"
-TRAIN_STATE_JS = """() => {
-  const svg = document.querySelector('#train-loss svg'), img = document.querySelector('#train-predictions img');
-  return [document.querySelector('#train-status').innerText, svg ? svg.innerHTML.length : 0, img ? img.src : null];
-}"""
-
-
-def test_train_tab_streams_the_curve_and_the_predictions_in_a_browser(app_url, session):
-    """A run of the Train tab: the loss curve and the validation predictions change while it trains, Stop ends it with
-    a verdict and the files to download, the page shows whole at 1600 and 400 px, and nothing leaves the app."""
-    import time
-
-    context, recorder = session
-    page, panel = open_tab(context, recorder, app_url, TRAIN_TAB, "Train")
-    with screenshot_on_failure(page, "browser-train-failure.png"):
-        panel.get_by_label("Batch size (1 to 64)").fill("2")
-        panel.get_by_role("button", name="Train", exact=True).click()
-        expect(page.locator("#train-status")).to_contain_text("Training: step", timeout=PREDICT_MS)
-        seen = [page.evaluate(TRAIN_STATE_JS)]
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and not (len({s[1] for s in seen}) > 2 and len({s[2] for s in seen if s[2]}) > 1):
-            page.wait_for_timeout(500)
-            seen.append(page.evaluate(TRAIN_STATE_JS))
-        assert len({s[1] for s in seen}) > 2, f"the loss curve did not change during the run: {seen[-1][0]}"
-        assert len({s[2] for s in seen if s[2]}) > 1, "the validation predictions were not refreshed during the run"
-        panel.get_by_role("button", name="Stop", exact=True).click()
-        expect(page.locator("#train-status")).to_contain_text("Stopped", timeout=PREDICT_MS)
-        expect(page.locator("#train-files")).to_contain_text(".safetensors", timeout=UI_MS)
-        expect(error_toasts(page)).to_have_count(0)
-        assert_outputs_whole(page, TRAIN_TAB)
-    assert not recorder.foreign(urlsplit(app_url).netloc), recorder.foreign(urlsplit(app_url).netloc)
-    assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
-
-
 def test_depth_tab_in_a_browser(app_url, session):
     """A ShapesWorld example on the local U-Net: the map, its truth and scores, the profile, and the 3-D view drawn
     from the app's own mesh file by WebGL in the page; nothing leaves the app."""
@@ -858,3 +822,30 @@ TRAIN_STATE_JS = """() => {
   const svg = document.querySelector('#train-loss svg'), img = document.querySelector('#train-predictions img');
   return [document.querySelector('#train-status').innerText, svg ? svg.innerHTML.length : 0, img ? img.src : null];
 }"""
+
+
+def test_train_tab_streams_the_curve_and_the_predictions_in_a_browser(app_url, session):
+    """A run of the Train tab: the loss curve and the validation predictions change while it trains, Stop ends it with
+    a verdict and the files to download, the page shows whole at 1600 and 400 px, and nothing leaves the app."""
+    import time
+
+    context, recorder = session
+    page, panel = open_tab(context, recorder, app_url, TRAIN_TAB, "Train")
+    with screenshot_on_failure(page, "browser-train-failure.png"):
+        panel.get_by_label("Batch size (1 to 64)").fill("2")
+        panel.get_by_role("button", name="Train", exact=True).click()
+        expect(page.locator("#train-status")).to_contain_text("Training: step", timeout=PREDICT_MS)
+        seen = [page.evaluate(TRAIN_STATE_JS)]
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not (len({s[1] for s in seen}) > 2 and len({s[2] for s in seen if s[2]}) > 1):
+            page.wait_for_timeout(500)
+            seen.append(page.evaluate(TRAIN_STATE_JS))
+        assert len({s[1] for s in seen}) > 2, f"the loss curve did not change during the run: {seen[-1][0]}"
+        assert len({s[2] for s in seen if s[2]}) > 1, "the validation predictions were not refreshed during the run"
+        panel.get_by_role("button", name="Stop", exact=True).click()
+        expect(page.locator("#train-status")).to_contain_text("Stopped", timeout=PREDICT_MS)
+        expect(page.locator("#train-files")).to_contain_text(".safetensors", timeout=UI_MS)
+        expect(error_toasts(page)).to_have_count(0)
+        assert_outputs_whole(page, TRAIN_TAB)
+    assert not recorder.foreign(urlsplit(app_url).netloc), recorder.foreign(urlsplit(app_url).netloc)
+    assert not recorder.page_errors, f"uncaught JavaScript errors in the page: {recorder.page_errors}"
