@@ -305,9 +305,10 @@ def soak(
         first = shapesworld.SPLITS["test"].start + 500_000
         report.rss["start"] = machine.rss_bytes(server.pid)
         report.disk["start"] = folder_bytes(temp)
-        # 9 endpoints and 4 kinds of image in turn: every endpoint meets every kind within 36 requests
+        # each round over the endpoints takes the next kind of image: every endpoint meets every kind within
+        # len(PICTURES) rounds, however many endpoints there are
         jobs = [
-            (endpoint, Picture(first + i, PICTURES[i % len(PICTURES)]))
+            (endpoint, Picture(first + i, PICTURES[i // len(endpoints) % len(PICTURES)]))
             for i, endpoint in enumerate(itertools.islice(itertools.cycle(endpoints), warmup + requests))
         ]
         local = threading.local()

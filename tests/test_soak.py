@@ -6,7 +6,7 @@ from bench.soak import PICTURES, REQUESTS, Picture, soak
 
 
 def test_a_mixed_load_over_every_endpoint_and_kind_of_image_is_answered_and_its_files_are_deleted_afterwards():
-    # 4 requests per endpoint: 9 endpoints and 4 kinds of image in turn, so each endpoint meets each kind once
+    # 4 requests per endpoint: one round over the endpoints per kind of image, so each endpoint meets each kind once
     report = soak(
         requests=len(PICTURES) * len(REQUESTS), clients=8, warmup=len(REQUESTS), cache_age_min=0.05, log=lambda *a, **k: None, settle=False
     )
